@@ -1,0 +1,78 @@
+/**
+ * The compute-kernel contract of the embedded engine. Callers: the forward pass
+ * (src/engine/model/forward.ts) on the engine's thread, and the parallel-matmul helper worker.
+ *
+ * Every "pointer" is a byte offset into ONE memory (a WebAssembly.Memory, shared when a helper thread
+ * runs kernels on it too) that the kernels were bound to at creation. Activations and KV are f32;
+ * weights are F32, F16 or Q8_0 in GGUF layout: a row-major W[out][in] matrix, rows contiguous;
+ * Q8_0 = blocks of 32 values stored as 34 bytes (f16 scale d, then 32 × int8 q; value = d·q), so a
+ * Q8_0 row is inDim/32 × 34 bytes and inDim must be a multiple of 32.
+ *
+ * Alignment: f32 and i32/u32 pointers are multiples of 4; F16/Q8_0 weight pointers are even.
+ * F16 values must be finite (the WASM decoder maps Inf/NaN halves to large finite values).
+ *
+ * Two implementations with the identical math: `createWasmKernels` (AssemblyScript → WASM SIMD,
+ * the engine's default) and `createTsKernels` (scalar TypeScript, used to cross-check in tests and
+ * when WebAssembly SIMD is unavailable).
+ */
+
+export const WType = { F32: 0, F16: 1, Q8_0: 8 } as const;
+export type WType = (typeof WType)[keyof typeof WType];
+
+/** Bytes one row of `dim` values of the given weight type occupies. */
+export function weightRowBytes(wType: number, dim: number): number {
+  if (wType === WType.F32) return dim * 4;
+  if (wType === WType.F16) return dim * 2;
+  if (wType === WType.Q8_0) return (dim / 32) * 34;
+  throw new RangeError(`unknown weight type ${wType}`);
+}
+
+export interface Kernels {
+  readonly name: "wasm" | "ts";
+  /**
+   * out[r][o] = Σ_i x[r][i] · W[o][i] for rows r < numRows and output columns o in [oStart, oEnd)
+   * (so threads can split columns). Rows of x/out are contiguous with strides inDim/outDim floats.
+   * Columns outside [oStart, oEnd) are not written.
+   */
+  matmul(outPtr: number, xPtr: number, wPtr: number, wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void;
+  /** Adds a bias vector (qwen2): out[r][o] += b[o]. */
+  addBias(outPtr: number, biasPtr: number, numRows: number, dim: number): void;
+  /** out[r] = x[r] / sqrt(mean(x[r]²) + eps) ⊙ weight; weight f32; out may alias x. */
+  rmsnorm(outPtr: number, xPtr: number, weightPtr: number, numRows: number, dim: number, eps: number): void;
+  /**
+   * RoPE in place on numRows rows of `numHeads × headDim`, interleaved pairs (llama.cpp LLAMA /
+   * llama2.c layout: pair j = (x[2j], x[2j+1])), positions: i32 array ptr (one per row),
+   * angle = pos · theta^(-2j/headDim) (rotation dimension = headDim).
+   */
+  rope(xPtr: number, numRows: number, numHeads: number, headDim: number, positionsPtr: number, theta: number): void;
+  /** out = silu(gate) * up, elementwise, n floats (out may alias gate or up). */
+  swiglu(outPtr: number, gatePtr: number, upPtr: number, n: number): void;
+  /** out += x, n floats. */
+  add(outPtr: number, xPtr: number, n: number): void;
+  /** Dequantise row `row` of a [rows][dim] weight matrix into out (embedding lookup). */
+  getRow(outPtr: number, wPtr: number, wType: number, row: number, dim: number): void;
+  /**
+   * Write K and V of one token (kvDim floats each) into its paged slot:
+   * block = blockOffsets[pos / blockTokens] (a byte offset); layout inside a block is
+   * [layer][K|V][tokenInBlock][kvDim] of f32.
+   */
+  writeKv(kPtr: number, vPtr: number, blockOffsetsPtr: number /* u32 array */, blockTokens: number, numLayers: number, layer: number, kvDim: number, pos: number): void;
+  /**
+   * Causal attention for ONE query row at position pos over positions [0, pos] of the paged cache:
+   * out[h] = softmax(q_h · K^T × scale) · V for each head h, GQA (head h uses kv head
+   * h / (numHeads/numKvHeads)). q and out hold numHeads × headDim floats (out must not alias q).
+   * scratchPtr: ≥ (pos+1) floats.
+   */
+  attention(outPtr: number, qPtr: number, blockOffsetsPtr: number, blockTokens: number, numLayers: number, layer: number, numHeads: number, numKvHeads: number, headDim: number, pos: number, scratchPtr: number, scale: number): void;
+}
+
+/**
+ * Bytes at the start of the memory the WASM module's static data needs: the executor puts nothing
+ * below this. The module (stub runtime, no shadow stack) has a few KiB of static data at low
+ * addresses, and every instantiation (one per thread) rewrites its data segment, so this range is
+ * never safe for user data. createWasmKernels checks the module's __heap_base against it.
+ */
+export const KERNEL_RESERVED_BYTES = 1 << 20;
+
+export { createTsKernels } from "./ts-kernels.ts";
+export { createWasmKernels } from "./wasm-kernels.ts";

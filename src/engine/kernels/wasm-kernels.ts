@@ -1,0 +1,106 @@
+/**
+ * Loads the AssemblyScript kernels (build/kernels.wasm, built by scripts/build-kernels.mjs on
+ * install/test/start) and binds them to a memory. Two builds exist because a module that imports
+ * a shared memory cannot import an unshared one and vice versa: kernels.wasm (shared, for the
+ * engine + helper thread) and kernels.unshared.wasm. If a build is missing (fresh clone without
+ * postinstall), it is compiled here with assemblyscript's API and cached in build/.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Kernels } from "./types.ts";
+
+// Must equal KERNEL_RESERVED_BYTES in types.ts (kept local: types.ts re-exports this module).
+const RESERVED_BYTES = 1 << 20;
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+export const KERNEL_SOURCE_PATH = join(repoRoot, "src/engine/kernels/as/kernels.ts");
+
+export function kernelWasmPath(shared: boolean): string {
+  return join(repoRoot, "build", shared ? "kernels.wasm" : "kernels.unshared.wasm");
+}
+
+/** asc arguments for one build; scripts/build-kernels.mjs uses the same list (keep in sync). */
+export function ascArgs(shared: boolean, outFile: string): string[] {
+  return [KERNEL_SOURCE_PATH, "-O3", "--runtime", "stub", "--enable", "simd",
+    ...(shared ? ["--enable", "threads", "--sharedMemory"] : []),
+    "--importMemory", "--initialMemory", "1", "--maximumMemory", "65536", "--noAssert", "-o", outFile];
+}
+
+interface KernelExports {
+  heapBase(): number;
+  matmul: Kernels["matmul"];
+  addBias: Kernels["addBias"];
+  rmsnorm: Kernels["rmsnorm"];
+  rope: Kernels["rope"];
+  swiglu: Kernels["swiglu"];
+  add: Kernels["add"];
+  getRow: Kernels["getRow"];
+  writeKv: Kernels["writeKv"];
+  attention: Kernels["attention"];
+}
+
+const modules = new Map<boolean, Promise<WebAssembly.Module>>();
+
+/** The compiled module (cached per process); workers call this too and instantiate on the shared memory. */
+export function loadKernelModule(shared: boolean): Promise<WebAssembly.Module> {
+  let m = modules.get(shared);
+  if (m === undefined) {
+    m = (async () => WebAssembly.compile((await readOrBuild(shared)) as Uint8Array<ArrayBuffer>))();
+    modules.set(shared, m);
+  }
+  return m;
+}
+
+async function readOrBuild(shared: boolean): Promise<Uint8Array> {
+  const path = kernelWasmPath(shared);
+  if (existsSync(path)) return readFileSync(path);
+  const asc = await import("assemblyscript/asc");
+  let binary: Uint8Array | null = null;
+  let stderrText = "";
+  const { error } = await asc.main(ascArgs(shared, path), {
+    writeFile: (name: string, contents: Uint8Array | string) => {
+      if (name.endsWith(".wasm") && typeof contents !== "string") binary = contents;
+    },
+    stderr: { write: (s: string | Uint8Array) => { stderrText += String(s); return true; } } as never,
+  });
+  if (error !== null || binary === null) {
+    throw new Error(`compiling ${KERNEL_SOURCE_PATH} failed: ${error?.message ?? "no output"}\n${stderrText}`);
+  }
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, binary);
+  } catch {
+    // A read-only checkout still works; it just compiles again next time.
+  }
+  return binary;
+}
+
+export async function createWasmKernels(memory: WebAssembly.Memory): Promise<Kernels> {
+  const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+  const module = await loadKernelModule(shared);
+  const instance = await WebAssembly.instantiate(module, {
+    env: {
+      memory,
+      abort: (_msg: number, _file: number, line: number, column: number) => {
+        throw new Error(`kernels.wasm abort at ${line}:${column}`);
+      },
+    },
+  });
+  const ex = instance.exports as unknown as KernelExports;
+  if (ex.heapBase() > RESERVED_BYTES) {
+    throw new Error(`kernels.wasm static data ends at ${ex.heapBase()}, above KERNEL_RESERVED_BYTES ${RESERVED_BYTES}`);
+  }
+  return {
+    name: "wasm",
+    matmul: ex.matmul,
+    addBias: ex.addBias,
+    rmsnorm: ex.rmsnorm,
+    rope: ex.rope,
+    swiglu: ex.swiglu,
+    add: ex.add,
+    getRow: ex.getRow,
+    writeKv: ex.writeKv,
+    attention: ex.attention,
+  };
+}
