@@ -1,0 +1,344 @@
+/**
+ * Roofline cost model of one device step, and the Executor the simulator (and parity tests) plug in
+ * instead of a real engine.
+ *
+ * Per model present in a step (models on one device run one after another inside a step):
+ *   computeMs = (2·params·T + 4·L·H·d·Σ n·(startPos + (n+1)/2)) / tp / (peakFlops·mfu)
+ *   memoryMs  = (weightBytes/tp + kvBytesPerToken/tp · Σ (startPos + n)) / (memBw·mbu)
+ *   commMs    = tp > 1 ? 2·L·(allReduceLatency + 2·(tp−1)/tp · T·hidden·dtype / peerLink) : 0
+ *   stepMs    = Σ_models max(computeMs, memoryMs) + commMs + stepOverheadMs
+ * with T = tokens fed this step, n = tokens of one sequence, L layers, H query heads, d head dim.
+ * Activation: loadMs = activationStartMs + (weightBytes/tp) / (hostLink·hostLinkEfficiency); the ranks
+ * of a TP model load in parallel.
+ *
+ * Why this form: it is Vidur's roofline reduced to the two terms that dominate LLM serving (weight and
+ * KV streaming for decode, GEMM FLOPs for prefill), and it is cheap enough to evaluate per step in the
+ * simulator's hot loop (one pass over the plan, no allocation).
+ */
+import type { Executor, ModelProfile, SampledToken, StepPlan, StepResult } from "../core/records.ts";
+import type { ModelId } from "../core/ids.ts";
+import { PrismError } from "../core/errors.ts";
+import {
+  DEVICES,
+  efficiencyFor,
+  kvBytesPerTokenPerLayer,
+  MODELS,
+  weightBytes,
+  type DeviceSpec,
+  type DeviceType,
+  type Efficiency,
+  type ModelArch,
+  type ModelArchId,
+} from "./catalog.ts";
+
+/** Precomputed per-(model, device) coefficients; everything the hot loop needs, in ms. */
+export interface ModelCost {
+  readonly modelId: ModelId;
+  readonly arch: ModelArch;
+  readonly tp: number;
+  /** ms per fed token of linear-layer FLOPs. */
+  readonly msPerTokenFlops: number;
+  /** ms per (query token × context position) of attention FLOPs. */
+  readonly msPerAttnPair: number;
+  /** ms to stream the weights once. */
+  readonly msWeights: number;
+  /** ms to stream one token's KV (all layers, this rank's heads). */
+  readonly msPerKvToken: number;
+  /** ms of TP all-reduce per step (latency part) and per fed token (bandwidth part). */
+  readonly commMsPerStep: number;
+  readonly commMsPerToken: number;
+  readonly stepOverheadMs: number;
+  /** Activation (weight load) time, ms. */
+  readonly loadMs: number;
+  /** Profile handed to the schedulers: per-rank weights and KV (what one device holds). */
+  readonly profile: ModelProfile;
+}
+
+export interface CostModelOptions {
+  readonly deviceType: DeviceType;
+  /** Override the device's efficiency constants (calibration, tests). */
+  readonly efficiency?: Partial<Efficiency>;
+  /** Override the device spec (tests, what-if). */
+  readonly device?: Partial<DeviceSpec>;
+}
+
+export interface ModelSpecInput {
+  readonly id: ModelId;
+  readonly arch: ModelArchId;
+  /** Tensor-parallel degree (default: the arch's defaultTp). */
+  readonly tp?: number;
+}
+
+/** A token id the cost-model executor "samples": deterministic, never EOS, inside the vocabulary. */
+export function nonEosToken(profile: ModelProfile): number {
+  for (let t = 1; t < profile.vocabSize; t++) if (!profile.eosTokenIds.includes(t)) return t;
+  return 0;
+}
+
+export class CostModel {
+  readonly deviceType: DeviceType;
+  readonly device: DeviceSpec;
+  readonly eff: Efficiency;
+  private readonly costs = new Map<ModelId, ModelCost>();
+  // scratch for stepMs: per-model accumulators, indexed by a small per-step slot number
+  private slotCost: ModelCost[] = [];
+  private slotTokens = new Float64Array(16);
+  private slotPairs = new Float64Array(16);
+  private slotKv = new Float64Array(16);
+
+  constructor(opts: CostModelOptions) {
+    this.deviceType = opts.deviceType;
+    this.device = { ...DEVICES[opts.deviceType], ...(opts.device ?? {}) };
+    this.eff = { ...efficiencyFor(opts.deviceType), ...(opts.efficiency ?? {}) };
+  }
+
+  /** Register a model; returns its coefficients (idempotent for the same id and arch). */
+  addModel(spec: ModelSpecInput): ModelCost {
+    const existing = this.costs.get(spec.id);
+    if (existing !== undefined) return existing;
+    const c = modelCost(spec, this.device, this.eff);
+    this.costs.set(spec.id, c);
+    return c;
+  }
+
+  cost(id: ModelId): ModelCost {
+    const c = this.costs.get(id);
+    if (c === undefined) throw new PrismError("PRISM_SIM_INVALID", `cost model: model '${id}' was not registered`, { modelId: id });
+    return c;
+  }
+
+  models(): ModelCost[] {
+    return [...this.costs.values()];
+  }
+
+  /** Modelled duration of one step, ms. One pass over plan.seqs; allocates nothing in steady state. */
+  stepMs(plan: StepPlan): number {
+    const seqs = plan.seqs;
+    let numSlots = 0;
+    const slotCost = this.slotCost;
+    for (let i = 0; i < seqs.length; i++) {
+      const s = seqs[i]!;
+      // find (or open) this model's slot; steps hold few models, so a linear scan beats a Map
+      let k = 0;
+      while (k < numSlots && slotCost[k]!.modelId !== s.modelId) k++;
+      if (k === numSlots) {
+        if (k === this.slotTokens.length) this.growSlots();
+        slotCost[k] = this.cost(s.modelId);
+        this.slotTokens[k] = 0;
+        this.slotPairs[k] = 0;
+        this.slotKv[k] = 0;
+        numSlots++;
+      }
+      const n = s.tokens.length;
+      this.slotTokens[k]! += n;
+      this.slotPairs[k]! += n * (s.startPos + (n + 1) / 2);
+      this.slotKv[k]! += s.startPos + n;
+    }
+    let total = 0;
+    for (let k = 0; k < numSlots; k++) {
+      total += this.groupMs(slotCost[k]!, this.slotTokens[k]!, this.slotPairs[k]!, this.slotKv[k]!);
+    }
+    return total;
+  }
+
+  /** Step time of one model's share of a step, from its aggregates (see the header formula). */
+  groupMs(c: ModelCost, numTokens: number, attnPairs: number, kvTokens: number): number {
+    const computeMs = numTokens * c.msPerTokenFlops + attnPairs * c.msPerAttnPair;
+    const memoryMs = c.msWeights + kvTokens * c.msPerKvToken;
+    const commMs = c.tp > 1 ? c.commMsPerStep + numTokens * c.commMsPerToken : 0;
+    return (computeMs > memoryMs ? computeMs : memoryMs) + commMs + c.stepOverheadMs;
+  }
+
+  /** A prefill of `numTokens` prompt tokens in one step, alone on the device (positions [startPos, startPos+n)). */
+  prefillMs(id: ModelId, numTokens: number, startPos = 0): number {
+    return this.groupMs(this.cost(id), numTokens, numTokens * (startPos + (numTokens + 1) / 2), startPos + numTokens);
+  }
+
+  /** One decode step of `batch` sequences whose contexts total `contextTokens` (before this step). */
+  decodeMs(id: ModelId, batch: number, contextTokens: number): number {
+    return this.groupMs(this.cost(id), batch, contextTokens + batch, contextTokens + batch);
+  }
+
+  loadMs(id: ModelId): number {
+    return this.cost(id).loadMs;
+  }
+
+  private growSlots(): void {
+    const n = this.slotTokens.length * 2;
+    const grow = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(n);
+      b.set(a);
+      return b;
+    };
+    this.slotTokens = grow(this.slotTokens);
+    this.slotPairs = grow(this.slotPairs);
+    this.slotKv = grow(this.slotKv);
+  }
+}
+
+export function modelCost(spec: ModelSpecInput, device: DeviceSpec, eff: Efficiency): ModelCost {
+  const arch: ModelArch = MODELS[spec.arch];
+  const tp = spec.tp ?? arch.defaultTp;
+  if (!Number.isInteger(tp) || tp < 1) throw new PrismError("PRISM_SIM_INVALID", `model '${spec.id}': tp must be an integer >= 1, got ${tp}`, { modelId: spec.id, tp });
+  const flopsPerMs = (device.peakFlops * eff.mfu) / 1000;
+  const bytesPerMs = (device.memBwBytesPerS * eff.mbu) / 1000;
+  const wBytesRank = weightBytes(arch) / tp;
+  const kvLayerRank = kvBytesPerTokenPerLayer(arch) / tp;
+  const kvTokenRank = kvLayerRank * arch.numLayers;
+  const peerBytesPerMs = device.peerLinkBytesPerS / 1000;
+  const hostBytesPerMs = (device.hostLinkBytesPerS * eff.hostLinkEfficiency) / 1000;
+  const eos = [arch.vocabSize > 2 ? 2 : 0];
+  const profile: ModelProfile = Object.freeze({
+    id: spec.id,
+    weightBytes: Math.ceil(wBytesRank),
+    numLayers: arch.numLayers,
+    kvBytesPerTokenPerLayer: kvLayerRank,
+    maxContextTokens: arch.maxContextTokens,
+    vocabSize: arch.vocabSize,
+    eosTokenIds: Object.freeze(eos),
+  });
+  return Object.freeze({
+    modelId: spec.id,
+    arch,
+    tp,
+    msPerTokenFlops: (2 * arch.params) / tp / flopsPerMs,
+    msPerAttnPair: (4 * arch.numLayers * arch.numHeads * arch.headDim) / tp / flopsPerMs,
+    msWeights: wBytesRank / bytesPerMs,
+    msPerKvToken: kvTokenRank / bytesPerMs,
+    commMsPerStep: 2 * arch.numLayers * eff.allReduceLatencyMs,
+    commMsPerToken: tp > 1 ? (2 * arch.numLayers * 2 * ((tp - 1) / tp) * arch.hidden * arch.dtypeBytes) / peerBytesPerMs : 0,
+    stepOverheadMs: eff.stepOverheadMs,
+    loadMs: eff.activationStartMs + wBytesRank / hostBytesPerMs,
+    profile,
+  });
+}
+
+/**
+ * The simulator's executor: steps take the modelled time, every sampled token is the model's
+ * `nonEosToken` (so requests run to their trace output length). `executeSync` is what the
+ * simulator's loop calls; the async `execute` (for the server-style DeviceLoop in parity tests)
+ * resolves with the same record.
+ *
+ * `executeSync` returns a record whose `sampled` array and entries are REUSED by the next call
+ * (the hot loop allocates nothing per step); callers must consume it before the next step.
+ */
+export class CostModelExecutor implements Executor {
+  readonly kind = "cost-model";
+  readonly pagedKv = true;
+  readonly costModel: CostModel;
+  private readonly tokenOf = new Map<ModelId, number>();
+  private readonly pool: MutableSampled[] = [];
+  private readonly sampled: MutableSampled[] = [];
+  private readonly result: { stepIndex: number; computeMs: number; sampled: readonly SampledToken[] };
+
+  constructor(costModel: CostModel) {
+    this.costModel = costModel;
+    this.result = { stepIndex: 0, computeMs: 0, sampled: this.sampled };
+  }
+
+  private token(id: ModelId): number {
+    let t = this.tokenOf.get(id);
+    if (t === undefined) {
+      t = nonEosToken(this.costModel.cost(id).profile);
+      this.tokenOf.set(id, t);
+    }
+    return t;
+  }
+
+  /** Modelled step; the returned record is reused by the next call. */
+  executeSync(plan: StepPlan): StepResult {
+    const seqs = plan.seqs;
+    let n = 0;
+    for (let i = 0; i < seqs.length; i++) {
+      const s = seqs[i]!;
+      if (!s.sample) continue;
+      let e = this.pool[n];
+      if (e === undefined) {
+        e = { requestId: s.requestId, token: 0, logprob: Number.NaN, topTokens: null, topLogprobs: null };
+        this.pool.push(e);
+      }
+      e.requestId = s.requestId;
+      e.token = this.token(s.modelId);
+      this.sampled[n] = e;
+      n++;
+    }
+    this.sampled.length = n;
+    this.result.stepIndex = plan.stepIndex;
+    this.result.computeMs = this.costModel.stepMs(plan);
+    return this.result;
+  }
+
+  loadWeights(modelId: ModelId, _byteOffset: number): Promise<{ readonly durationMs: number }> {
+    return Promise.resolve({ durationMs: this.costModel.loadMs(modelId) });
+  }
+  unloadWeights(_modelId: ModelId): void {}
+  moveWeights(_modelId: ModelId, _newByteOffset: number): void {}
+
+  /** Async form (fresh record per call, safe to hold). */
+  execute(plan: StepPlan): Promise<StepResult> {
+    const r = this.executeSync(plan);
+    return Promise.resolve({
+      stepIndex: r.stepIndex,
+      computeMs: r.computeMs,
+      sampled: r.sampled.map((s) => ({ ...s })),
+    });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+interface MutableSampled {
+  requestId: SampledToken["requestId"];
+  token: number;
+  logprob: number;
+  topTokens: Int32Array | null;
+  topLogprobs: Float32Array | null;
+}
+
+/** Analytic latency of one request alone on an idle device (no queueing), for calibration checks. */
+export interface LatencyPrediction {
+  readonly ttftMs: number;
+  readonly tpotMs: number;
+  /** Modelled activation time if the model must be loaded first (not included in ttftMs). */
+  readonly loadMs: number;
+}
+
+/**
+ * Predict TTFT and TPOT of one request served alone, the way `prism serve` would run it: the prompt
+ * in chunks of `prefillChunkTokens` (one step each), then one decode step per output token after the
+ * first. Used by the lead to compare against a measured `prism serve` run (see compareLatency).
+ */
+export function predictServeLatency(args: {
+  readonly deviceType: DeviceType;
+  readonly arch: ModelArchId;
+  readonly promptTokens: number;
+  readonly outputTokens: number;
+  readonly prefillChunkTokens?: number;
+  readonly tp?: number;
+  readonly efficiency?: Partial<Efficiency>;
+}): LatencyPrediction {
+  const cm = new CostModel({ deviceType: args.deviceType, ...(args.efficiency ? { efficiency: args.efficiency } : {}) });
+  const id = "m" as ModelId;
+  cm.addModel({ id, arch: args.arch, ...(args.tp !== undefined ? { tp: args.tp } : {}) });
+  const chunk = Math.max(1, args.prefillChunkTokens ?? args.promptTokens);
+  let ttftMs = 0;
+  for (let pos = 0; pos < args.promptTokens; pos += chunk) {
+    ttftMs += cm.prefillMs(id, Math.min(chunk, args.promptTokens - pos), pos);
+  }
+  let decodeTotal = 0;
+  const steps = Math.max(0, args.outputTokens - 1);
+  for (let i = 0; i < steps; i++) decodeTotal += cm.decodeMs(id, 1, args.promptTokens + i);
+  return { ttftMs, tpotMs: steps > 0 ? decodeTotal / steps : 0, loadMs: cm.loadMs(id) };
+}
+
+/** Relative error of a prediction against a measurement; `withinTolerance` uses |pred − meas| / meas ≤ tol. */
+export function compareLatency(
+  predicted: { readonly ttftMs: number; readonly tpotMs: number },
+  measured: { readonly ttftMs: number; readonly tpotMs: number },
+  tolerance = 0.25,
+): { ttftRelErr: number; tpotRelErr: number; withinTolerance: boolean } {
+  const ttftRelErr = (predicted.ttftMs - measured.ttftMs) / measured.ttftMs;
+  const tpotRelErr = (predicted.tpotMs - measured.tpotMs) / measured.tpotMs;
+  return { ttftRelErr, tpotRelErr, withinTolerance: Math.abs(ttftRelErr) <= tolerance && Math.abs(tpotRelErr) <= tolerance };
+}
