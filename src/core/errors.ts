@@ -62,6 +62,9 @@ export const ERRORS = {
   PRISM_TEMPLATE_ERROR: { kind: "invalid", retryable: false, summary: "chat template failed to render" },
   PRISM_ENGINE_NOT_LOADED: { kind: "internal", retryable: false, summary: "model weights are not loaded on the executor" },
   PRISM_ENGINE_WORKER_DIED: { kind: "unavailable", retryable: true, summary: "engine worker exited" },
+  PRISM_ENGINE_BATCH_TOO_LARGE: { kind: "internal", retryable: false, summary: "step plan exceeds the executor's batch budget (tokens, sample rows or block-table entries)" },
+  PRISM_ENGINE_SCRATCH_TOO_SMALL: { kind: "invalid", retryable: false, summary: "executor prefix area too small for the model's activation scratch" },
+  PRISM_ENGINE_BAD_PLAN: { kind: "internal", retryable: false, summary: "step plan is malformed (block table, positions or offsets)" },
 
   // device scheduler
   PRISM_REQUEST_TOO_LARGE: { kind: "invalid", retryable: false, summary: "request cannot fit in device memory even alone" },
