@@ -1,5 +1,9 @@
-// Compiles the AssemblyScript kernels to WASM SIMD (runs on `npm ci` via postinstall; no download).
-import { existsSync, mkdirSync } from "node:fs";
+// Compiles the AssemblyScript kernels to WASM SIMD (runs on `npm ci` via postinstall, and before
+// test/start; no download). Two builds, because a module importing a shared memory cannot import
+// an unshared one: build/kernels.wasm (shared, engine + helper thread) and
+// build/kernels.unshared.wasm. Skips work when the outputs are newer than the source.
+// Keep the argument list in sync with ascArgs() in src/engine/kernels/wasm-kernels.ts.
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 
@@ -13,8 +17,13 @@ if (!existsSync(asc)) {
   console.error("build-kernels: assemblyscript is not installed; run npm ci");
   process.exit(1);
 }
-const args = [asc, src, "-O3", "--runtime", "stub", "--enable", "simd", "--enable", "threads",
-  "--importMemory", "--sharedMemory", "--initialMemory", "1", "--maximumMemory", "65536",
-  "--noAssert", "-o", join(outDir, "kernels.wasm")];
-const r = spawnSync(process.execPath, args, { stdio: "inherit" });
-process.exit(r.status ?? 1);
+const srcMtime = statSync(src).mtimeMs;
+for (const shared of [true, false]) {
+  const out = join(outDir, shared ? "kernels.wasm" : "kernels.unshared.wasm");
+  if (existsSync(out) && statSync(out).mtimeMs >= srcMtime && !process.argv.includes("--force")) continue;
+  const args = [asc, src, "-O3", "--runtime", "stub", "--enable", "simd",
+    ...(shared ? ["--enable", "threads", "--sharedMemory"] : []),
+    "--importMemory", "--initialMemory", "1", "--maximumMemory", "65536", "--noAssert", "-o", out];
+  const r = spawnSync(process.execPath, args, { stdio: "inherit" });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}

@@ -1,0 +1,286 @@
+// WASM SIMD kernels and the scalar TS kernels against a plain f64 reference and each other, on
+// random shapes that are not multiples of any tile (fast-check, fixed seeds), all weight types.
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { WType, KERNEL_RESERVED_BYTES, weightRowBytes, type Kernels } from "../../src/engine/kernels/types.ts";
+import { SeededRng } from "../../src/core/rng.ts";
+import { close, makeKernelRig, matrixBytes, randomFloats, readMatrix, writeMatrix, type KernelRig } from "./fixtures/kernel-fixtures.ts";
+
+let rig: KernelRig;
+before(async () => {
+  rig = await makeKernelRig();
+});
+
+const both = (): Kernels[] => [rig.wasm, rig.ts];
+const SENTINEL = 12345.5;
+const TYPES = [WType.F32, WType.F16, WType.Q8_0] as const;
+
+test("KERNEL_RESERVED_BYTES is 1 MiB and the wasm kernels bind to shared and unshared memories", async () => {
+  assert.equal(KERNEL_RESERVED_BYTES, 1 << 20);
+  assert.equal(rig.wasm.name, "wasm");
+  assert.equal(rig.ts.name, "ts");
+  const unshared = await makeKernelRig(4 << 20, false);
+  assert.equal(unshared.wasm.name, "wasm");
+  assert.equal(weightRowBytes(WType.Q8_0, 64), 68);
+  assert.equal(weightRowBytes(WType.F16, 10), 20);
+});
+
+function checkMatmul(wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number, seed: number): void {
+  rig.reset();
+  const rng = new SeededRng(seed);
+  const x = rig.alloc(numRows * inDim * 4);
+  const w = rig.alloc(matrixBytes(wType, outDim, inDim));
+  const out = rig.alloc(numRows * outDim * 4);
+  rig.f32().set(randomFloats(rng, numRows * inDim), x >> 2);
+  writeMatrix(rig, w, wType, randomFloats(rng, outDim * inDim), outDim, inDim);
+  const W = readMatrix(rig, w, wType, outDim, inDim);
+  const X = rig.f32().slice(x >> 2, (x >> 2) + numRows * inDim);
+  const results: Float32Array[] = [];
+  for (const k of both()) {
+    rig.f32().fill(SENTINEL, out >> 2, (out >> 2) + numRows * outDim);
+    k.matmul(out, x, w, wType, numRows, inDim, outDim, oStart, oEnd);
+    const got = rig.f32().slice(out >> 2, (out >> 2) + numRows * outDim);
+    for (let r = 0; r < numRows; r++) {
+      for (let o = 0; o < outDim; o++) {
+        const v = got[r * outDim + o]!;
+        if (o < oStart || o >= oEnd) {
+          assert.equal(v, SENTINEL, `${k.name} wrote column ${o} outside [${oStart}, ${oEnd})`);
+          continue;
+        }
+        let ref = 0;
+        let scale = 0;
+        for (let i = 0; i < inDim; i++) {
+          ref += X[r * inDim + i]! * W[o * inDim + i]!;
+          scale += Math.abs(X[r * inDim + i]! * W[o * inDim + i]!);
+        }
+        assert.ok(close(v, ref, scale), `${k.name} type ${wType} [${numRows}x${inDim}]·[${outDim}] r=${r} o=${o}: ${v} vs ${ref}`);
+      }
+    }
+    results.push(got);
+  }
+  // WASM vs TS: same dequantised values, so they differ only by f32 summation order.
+  const [a, b] = results as [Float32Array, Float32Array];
+  for (let i = 0; i < a.length; i++) assert.ok(close(a[i]!, b[i]!, Math.abs(b[i]!) + 1, 1e-5));
+}
+
+for (const wType of TYPES) {
+  test(`matmul (type ${wType}) matches the reference on odd shapes and column ranges`, () => {
+    const inDimArb = wType === WType.Q8_0 ? fc.integer({ min: 1, max: 5 }).map((k) => k * 32) : fc.integer({ min: 1, max: 77 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 11 }), inDimArb, fc.integer({ min: 1, max: 13 }),
+        fc.nat(), fc.nat(), fc.integer({ min: 0, max: 1 << 30 }),
+        (numRows, inDim, outDim, a, b, seed) => {
+          const lo = a % (outDim + 1);
+          const hi = lo + (b % (outDim - lo + 1));
+          checkMatmul(wType, numRows, inDim, outDim, lo, hi, seed);
+        }),
+      { seed: 4242 + wType, numRuns: 80 });
+  });
+
+  test(`matmul (type ${wType}) on the stories15M layer shape 288→768 with 1, 5 and 32 rows`, () => {
+    checkMatmul(wType, 1, 288, 768, 0, 768, 1);
+    checkMatmul(wType, 5, 288, 768, 0, 768, 2);
+    checkMatmul(wType, 32, 768, 288, 3, 287, 3);
+  });
+}
+
+test("getRow dequantises exactly, identically in WASM and TS", () => {
+  fc.assert(fc.property(fc.constantFrom(...TYPES), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 1 << 30 }),
+    (wType, rows, k, seed) => {
+      rig.reset();
+      const dim = wType === WType.Q8_0 ? k * 32 : k * 13 + (seed % 7);
+      const w = rig.alloc(matrixBytes(wType, rows, dim));
+      const out = rig.alloc(dim * 4);
+      writeMatrix(rig, w, wType, randomFloats(new SeededRng(seed), rows * dim, 3), rows, dim);
+      const W = readMatrix(rig, w, wType, rows, dim);
+      const row = seed % rows;
+      for (const kern of both()) {
+        rig.f32().fill(SENTINEL, out >> 2, (out >> 2) + dim);
+        kern.getRow(out, w, wType, row, dim);
+        const got = rig.f32().subarray(out >> 2, (out >> 2) + dim);
+        for (let i = 0; i < dim; i++) assert.equal(got[i], W[row * dim + i], `${kern.name} type ${wType} i=${i}`);
+      }
+    }), { seed: 7, numRuns: 60 });
+});
+
+test("rmsnorm, swiglu, add, addBias match the reference (including in-place aliasing)", () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 0, max: 1 << 30 }), (numRows, dim, seed) => {
+    const rng = new SeededRng(seed);
+    const n = numRows * dim;
+    const X = randomFloats(rng, n, 4);
+    const G = randomFloats(rng, n, 6);
+    const Wt = randomFloats(rng, dim, 2);
+    const B = randomFloats(rng, dim);
+    for (const k of both()) {
+      rig.reset();
+      const x = rig.alloc(n * 4), g = rig.alloc(n * 4), w = rig.alloc(dim * 4), b = rig.alloc(dim * 4), out = rig.alloc(n * 4);
+      const f = rig.f32();
+      f.set(X, x >> 2); f.set(G, g >> 2); f.set(Wt, w >> 2); f.set(B, b >> 2);
+      k.rmsnorm(out, x, w, numRows, dim, 1e-5);
+      k.rmsnorm(x, x, w, numRows, dim, 1e-5); // in place
+      for (let r = 0; r < numRows; r++) {
+        let ss = 0;
+        for (let i = 0; i < dim; i++) ss += X[r * dim + i]! ** 2;
+        const inv = 1 / Math.sqrt(ss / dim + 1e-5);
+        for (let i = 0; i < dim; i++) {
+          const ref = X[r * dim + i]! * inv * Wt[i]!;
+          assert.ok(close(f[(out >> 2) + r * dim + i]!, ref, Math.abs(ref), 1e-5), `${k.name} rmsnorm`);
+          assert.equal(f[(x >> 2) + r * dim + i], f[(out >> 2) + r * dim + i]);
+        }
+      }
+      f.set(X, x >> 2);
+      k.swiglu(out, g, x, n);
+      k.swiglu(g, g, x, n); // out aliases gate
+      for (let i = 0; i < n; i++) {
+        const gv = G[i]!;
+        const ref = (gv / (1 + Math.exp(-gv))) * X[i]!;
+        assert.ok(close(f[(out >> 2) + i]!, ref, Math.abs(ref), 1e-5), `${k.name} swiglu ${f[(out >> 2) + i]} vs ${ref}`);
+        assert.equal(f[(g >> 2) + i], f[(out >> 2) + i]);
+      }
+      f.set(X, x >> 2); f.set(G, out >> 2);
+      k.add(out, x, n);
+      for (let i = 0; i < n; i++) assert.equal(f[(out >> 2) + i], Math.fround(G[i]! + X[i]!));
+      f.set(X, x >> 2);
+      k.addBias(x, b, numRows, dim);
+      for (let i = 0; i < n; i++) assert.equal(f[(x >> 2) + i], Math.fround(X[i]! + B[i % dim]!));
+    }
+  }), { seed: 11, numRuns: 40 });
+});
+
+test("rope rotates interleaved pairs by pos·theta^(-2j/headDim) for every head", () => {
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 12 }),
+    fc.constantFrom(10000, 1000000), fc.integer({ min: 0, max: 1 << 30 }),
+    (numRows, numHeads, halfDim, theta, seed) => {
+      const rng = new SeededRng(seed);
+      const headDim = halfDim * 2;
+      const n = numRows * numHeads * headDim;
+      const X = randomFloats(rng, n);
+      const positions = Int32Array.from({ length: numRows }, () => rng.int(4096));
+      for (const k of both()) {
+        rig.reset();
+        const x = rig.alloc(n * 4), p = rig.alloc(numRows * 4);
+        rig.f32().set(X, x >> 2);
+        new Int32Array(rig.memory.buffer).set(positions, p >> 2);
+        k.rope(x, numRows, numHeads, headDim, p, theta);
+        const f = rig.f32();
+        for (let r = 0; r < numRows; r++) {
+          for (let h = 0; h < numHeads; h++) {
+            for (let j = 0; j < halfDim; j++) {
+              const angle = positions[r]! * theta ** ((-2 * j) / headDim);
+              const at = (r * numHeads + h) * headDim + 2 * j;
+              const x0 = X[at]!, x1 = X[at + 1]!;
+              const r0 = x0 * Math.cos(angle) - x1 * Math.sin(angle);
+              const r1 = x0 * Math.sin(angle) + x1 * Math.cos(angle);
+              const s = Math.abs(x0) + Math.abs(x1);
+              assert.ok(close(f[(x >> 2) + at]!, r0, s, 1e-6, 1e-7), `${k.name} rope`);
+              assert.ok(close(f[(x >> 2) + at + 1]!, r1, s, 1e-6, 1e-7), `${k.name} rope`);
+            }
+          }
+        }
+      }
+    }), { seed: 13, numRuns: 60 });
+});
+
+interface AttnCase {
+  numKvHeads: number; group: number; headDim: number; blockTokens: number; numLayers: number; layer: number; pos: number; seed: number;
+}
+
+function checkAttention(c: AttnCase): void {
+  const { numKvHeads, group, headDim, blockTokens, numLayers, layer, pos, seed } = c;
+  const rng = new SeededRng(seed);
+  const numHeads = numKvHeads * group;
+  const kvDim = numKvHeads * headDim;
+  const numTokens = pos + 1;
+  const numBlocks = Math.ceil(numTokens / blockTokens);
+  const blockBytes = numLayers * 2 * blockTokens * kvDim * 4;
+  // K/V values per (layer, token), written through writeKv into scattered blocks.
+  const K = randomFloats(rng, numLayers * numTokens * kvDim);
+  const V = randomFloats(rng, numLayers * numTokens * kvDim);
+  const Q = randomFloats(rng, numHeads * headDim);
+  const scale = 1 / Math.sqrt(headDim);
+  const pools: Uint8Array[] = [];
+  const outs: Float32Array[] = [];
+  for (const k of both()) {
+    rig.reset();
+    // A pool of 2×numBlocks blocks; the sequence uses a random permutation of half of them.
+    const pool = rig.alloc(2 * numBlocks * blockBytes);
+    const slots = Array.from({ length: 2 * numBlocks }, (_, i) => i);
+    const perm = new SeededRng(seed ^ 0x5bd1e995);
+    for (let i = slots.length - 1; i > 0; i--) {
+      const j = perm.int(i + 1);
+      [slots[i], slots[j]] = [slots[j]!, slots[i]!];
+    }
+    rig.u8().fill(0xff, pool, pool + 2 * numBlocks * blockBytes); // NaN everywhere not written
+    const table = rig.alloc(numBlocks * 4);
+    const u32 = new Uint32Array(rig.memory.buffer);
+    for (let b = 0; b < numBlocks; b++) u32[(table >> 2) + b] = pool + slots[b]! * blockBytes;
+    const kIn = rig.alloc(kvDim * 4), vIn = rig.alloc(kvDim * 4);
+    const q = rig.alloc(numHeads * headDim * 4), out = rig.alloc(numHeads * headDim * 4), scratch = rig.alloc(numTokens * 4);
+    for (let l = 0; l < numLayers; l++) {
+      for (let t = 0; t < numTokens; t++) {
+        rig.f32().set(K.subarray((l * numTokens + t) * kvDim, (l * numTokens + t + 1) * kvDim), kIn >> 2);
+        rig.f32().set(V.subarray((l * numTokens + t) * kvDim, (l * numTokens + t + 1) * kvDim), vIn >> 2);
+        k.writeKv(kIn, vIn, table, blockTokens, numLayers, l, kvDim, t);
+      }
+    }
+    // writeKv put every row at [layer][K|V][tokenInBlock][kvDim] of its block.
+    const f = rig.f32();
+    for (let l = 0; l < numLayers; l++) {
+      for (let t = 0; t < numTokens; t++) {
+        const block = u32[(table >> 2) + Math.floor(t / blockTokens)]!;
+        const kAt = (block >> 2) + (l * 2 * blockTokens + (t % blockTokens)) * kvDim;
+        const vAt = kAt + blockTokens * kvDim;
+        for (let i = 0; i < kvDim; i++) {
+          assert.equal(f[kAt + i], K[(l * numTokens + t) * kvDim + i]);
+          assert.equal(f[vAt + i], V[(l * numTokens + t) * kvDim + i]);
+        }
+      }
+    }
+    pools.push(rig.u8().slice(pool, pool + 2 * numBlocks * blockBytes));
+    f.set(Q, q >> 2);
+    k.attention(out, q, table, blockTokens, numLayers, layer, numHeads, numKvHeads, headDim, pos, scratch, scale);
+    const got = rig.f32().slice(out >> 2, (out >> 2) + numHeads * headDim);
+    for (let h = 0; h < numHeads; h++) {
+      const kvh = Math.floor(h / group);
+      const scores: number[] = [];
+      for (let t = 0; t < numTokens; t++) {
+        let s = 0;
+        for (let d = 0; d < headDim; d++) s += Q[h * headDim + d]! * K[(layer * numTokens + t) * kvDim + kvh * headDim + d]!;
+        scores.push(s * scale);
+      }
+      const max = Math.max(...scores);
+      const e = scores.map((s) => Math.exp(s - max));
+      const sum = e.reduce((a, b) => a + b, 0);
+      for (let d = 0; d < headDim; d++) {
+        let ref = 0;
+        let mag = 0;
+        for (let t = 0; t < numTokens; t++) {
+          const v = V[(layer * numTokens + t) * kvDim + kvh * headDim + d]!;
+          ref += (e[t]! / sum) * v;
+          mag += (e[t]! / sum) * Math.abs(v);
+        }
+        assert.ok(close(got[h * headDim + d]!, ref, mag, 1e-5, 1e-6), `${k.name} attention h=${h} d=${d}: ${got[h * headDim + d]} vs ${ref}`);
+      }
+    }
+    outs.push(got);
+  }
+  assert.deepEqual(pools[0], pools[1], "wasm and ts writeKv lay out the pool identically");
+}
+
+test("paged attention with GQA across scattered blocks matches the reference", () => {
+  fc.assert(fc.property(
+    fc.record({
+      numKvHeads: fc.integer({ min: 1, max: 3 }), group: fc.constantFrom(1, 2, 3, 4), headDim: fc.integer({ min: 1, max: 13 }),
+      blockTokens: fc.integer({ min: 1, max: 6 }), numLayers: fc.integer({ min: 1, max: 3 }), layer: fc.nat(),
+      pos: fc.integer({ min: 0, max: 30 }), seed: fc.integer({ min: 0, max: 1 << 30 }),
+    }).map((c) => ({ ...c, layer: c.layer % c.numLayers })),
+    (c) => checkAttention(c)), { seed: 17, numRuns: 60 });
+});
+
+test("paged attention on the stories15M head shape (6 heads × 48) at position 70, 16 tokens per block", () => {
+  checkAttention({ numKvHeads: 6, group: 1, headDim: 48, blockTokens: 16, numLayers: 2, layer: 1, pos: 70, seed: 5 });
+  checkAttention({ numKvHeads: 4, group: 2, headDim: 8, blockTokens: 16, numLayers: 5, layer: 4, pos: 40, seed: 6 });
+});
