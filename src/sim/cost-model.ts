@@ -82,9 +82,9 @@ export class CostModel {
   private readonly costs = new Map<ModelId, ModelCost>();
   // scratch for stepMs: per-model accumulators, indexed by a small per-step slot number
   private slotCost: ModelCost[] = [];
-  private slotTokens = new Float64Array(16);
-  private slotPairs = new Float64Array(16);
-  private slotKv = new Float64Array(16);
+  private slotTokens: Float64Array<ArrayBuffer> = new Float64Array(16);
+  private slotPairs: Float64Array<ArrayBuffer> = new Float64Array(16);
+  private slotKv: Float64Array<ArrayBuffer> = new Float64Array(16);
 
   constructor(opts: CostModelOptions) {
     this.deviceType = opts.deviceType;
@@ -165,7 +165,7 @@ export class CostModel {
 
   private growSlots(): void {
     const n = this.slotTokens.length * 2;
-    const grow = (a: Float64Array): Float64Array => {
+    const grow = (a: Float64Array): Float64Array<ArrayBuffer> => {
       const b = new Float64Array(n);
       b.set(a);
       return b;
