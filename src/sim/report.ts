@@ -113,7 +113,7 @@ function devicesChart(needed: readonly DevicesNeeded[], lowerBound: number | und
           data: needed.map((d) => d.devices),
           label: { show: true, position: "top" },
           ...(lowerBound !== undefined
-            ? { markLine: { symbol: "none", data: [{ yAxis: lowerBound, name: "fluid lower bound" }], label: { formatter: `lower bound ${lowerBound}` } }] }
+            ? { markLine: { symbol: "none", data: [{ yAxis: lowerBound, name: "fluid lower bound" }], label: { formatter: `lower bound ${lowerBound}` } } }
             : {}),
         },
       ],
