@@ -51,7 +51,7 @@ export interface SimReportData {
   readonly lowerBound?: number;
   readonly timelines?: readonly Timeline[];
   /** A table (e.g. the bench summary): header + rows. */
-  readonly table?: { readonly header: readonly string[]; readonly rows: readonly (readonly (string | number))[][] };
+  readonly table?: { readonly header: readonly string[]; readonly rows: readonly (readonly (string | number)[])[] };
 }
 
 function echartsSource(): string {
