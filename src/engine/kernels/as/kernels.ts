@@ -62,17 +62,30 @@ export function matmul(out: usize, x: usize, w: usize, wType: i32, numRows: i32,
 
 // ----- F32 -----
 
+/**
+ * Output columns per cache block: the W rows of one block (≈ 48 KiB) stay in L1/L2 while every
+ * 4-row tile of x passes over them, so each weight byte comes from RAM once per matmul, not once
+ * per 4 rows (measured: 32000×288 f32 at B = 32 went from 6.5 to ... GFLOP/s).
+ */
+function blockColumns(wRowBytes: usize): i32 {
+  const n = <i32>(<usize>(48 * 1024) / wRowBytes) & ~1;
+  return max(n, 2);
+}
+
 function matmulF32(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, outDim: i32, oStart: i32, oEnd: i32): void {
   const xStride = <usize>inDim << 2;
   const oStride = <usize>outDim << 2;
   const wStride = <usize>inDim << 2;
   const full = numRows & ~3;
   const in4 = inDim & ~3;
+  const colsPerBlock = blockColumns(wStride);
+  for (let ob = oStart; ob < oEnd; ob += colsPerBlock) {
+  const obEnd = min(oEnd, ob + colsPerBlock);
   for (let r = 0; r < full; r += 4) {
     const x0 = x + <usize>r * xStride;
     const out0 = out + <usize>r * oStride;
-    let o = oStart;
-    for (; o + 2 <= oEnd; o += 2) {
+    let o = ob;
+    for (; o + 2 <= obEnd; o += 2) {
       const w0 = w + <usize>o * wStride;
       const w1 = w0 + wStride;
       const x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
@@ -107,14 +120,15 @@ function matmulF32(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, out
       store<f32>(ob + 2 * oStride, s20); store<f32>(ob + 2 * oStride, s21, 4);
       store<f32>(ob + 3 * oStride, s30); store<f32>(ob + 3 * oStride, s31, 4);
     }
-    for (; o < oEnd; o++) {
+    for (; o < obEnd; o++) {
       const w0 = w + <usize>o * wStride;
       for (let rr = 0; rr < 4; rr++) {
         store<f32>(out0 + <usize>rr * oStride + (<usize>o << 2), dotF32(x0 + <usize>rr * xStride, w0, inDim));
       }
     }
   }
-  for (let r = full; r < numRows; r++) rowF32(out + <usize>r * oStride, x + <usize>r * xStride, w, inDim, oStart, oEnd);
+  for (let r = full; r < numRows; r++) rowF32(out + <usize>r * oStride, x + <usize>r * xStride, w, inDim, ob, obEnd);
+  }
 }
 
 function dotF32(x: usize, w: usize, n: i32): f32 {
@@ -164,11 +178,14 @@ function matmulF16(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, out
   const wStride = <usize>inDim << 1;
   const full = numRows & ~3;
   const in4 = inDim & ~3;
+  const colsPerBlock = blockColumns(wStride);
+  for (let ob = oStart; ob < oEnd; ob += colsPerBlock) {
+  const obEnd = min(oEnd, ob + colsPerBlock);
   for (let r = 0; r < full; r += 4) {
     const x0 = x + <usize>r * xStride;
     const out0 = out + <usize>r * oStride;
-    let o = oStart;
-    for (; o + 2 <= oEnd; o += 2) {
+    let o = ob;
+    for (; o + 2 <= obEnd; o += 2) {
       const w0 = w + <usize>o * wStride;
       const w1 = w0 + wStride;
       const x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
@@ -203,14 +220,15 @@ function matmulF16(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, out
       store<f32>(ob + 2 * oStride, s20); store<f32>(ob + 2 * oStride, s21, 4);
       store<f32>(ob + 3 * oStride, s30); store<f32>(ob + 3 * oStride, s31, 4);
     }
-    for (; o < oEnd; o++) {
+    for (; o < obEnd; o++) {
       const w0 = w + <usize>o * wStride;
       for (let rr = 0; rr < 4; rr++) {
         store<f32>(out0 + <usize>rr * oStride + (<usize>o << 2), dotF16(x0 + <usize>rr * xStride, w0, inDim));
       }
     }
   }
-  for (let r = full; r < numRows; r++) rowF16(out + <usize>r * oStride, x + <usize>r * xStride, w, inDim, oStart, oEnd);
+  for (let r = full; r < numRows; r++) rowF16(out + <usize>r * oStride, x + <usize>r * xStride, w, inDim, ob, obEnd);
+  }
 }
 
 function dotF16(x: usize, w: usize, n: i32): f32 {
@@ -271,11 +289,14 @@ function matmulQ8(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, outD
   const numBlocks = inDim >> 5;
   const wStride = <usize>numBlocks * Q8_BLOCK;
   const full = numRows & ~3;
+  const colsPerBlock = blockColumns(wStride);
+  for (let ob = oStart; ob < oEnd; ob += colsPerBlock) {
+  const obEnd = min(oEnd, ob + colsPerBlock);
   for (let r = 0; r < full; r += 4) {
     const x0 = x + <usize>r * xStride;
     const out0 = out + <usize>r * oStride;
-    let o = oStart;
-    for (; o + 2 <= oEnd; o += 2) {
+    let o = ob;
+    for (; o + 2 <= obEnd; o += 2) {
       let b0 = w + <usize>o * wStride;
       let b1 = b0 + wStride;
       const x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
@@ -312,14 +333,15 @@ function matmulQ8(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, outD
       store<f32>(ob + 2 * oStride, hsum(a20)); store<f32>(ob + 2 * oStride, hsum(a21), 4);
       store<f32>(ob + 3 * oStride, hsum(a30)); store<f32>(ob + 3 * oStride, hsum(a31), 4);
     }
-    for (; o < oEnd; o++) {
+    for (; o < obEnd; o++) {
       const w0 = w + <usize>o * wStride;
       for (let rr = 0; rr < 4; rr++) {
         store<f32>(out0 + <usize>rr * oStride + (<usize>o << 2), dotQ8(x0 + <usize>rr * xStride, w0, numBlocks));
       }
     }
   }
-  for (let r = full; r < numRows; r++) rowQ8(out + <usize>r * oStride, x + <usize>r * xStride, w, numBlocks, oStart, oEnd);
+  for (let r = full; r < numRows; r++) rowQ8(out + <usize>r * oStride, x + <usize>r * xStride, w, numBlocks, ob, obEnd);
+  }
 }
 
 function dotQ8(x: usize, w: usize, numBlocks: i32): f32 {
