@@ -54,6 +54,7 @@ export const ERRORS = {
   PRISM_GGUF_UNSUPPORTED_TYPE: { kind: "invalid", retryable: false, summary: "unsupported tensor type" },
   PRISM_GGUF_CORRUPT: { kind: "invalid", retryable: false, summary: "GGUF file is corrupt" },
   PRISM_GGUF_MISSING: { kind: "invalid", retryable: false, summary: "GGUF file lacks a required key or tensor" },
+  PRISM_GGUF_UNSUPPORTED_TOKENIZER: { kind: "invalid", retryable: false, summary: "unsupported tokenizer model in GGUF" },
   PRISM_LLAMA2C_INVALID: { kind: "invalid", retryable: false, summary: "invalid llama2.c checkpoint or tokenizer" },
   PRISM_MODEL_SHAPE_INVALID: { kind: "invalid", retryable: false, summary: "invalid model shape" },
   PRISM_PROMPT_TOO_LONG: { kind: "invalid", retryable: false, summary: "prompt exceeds the model's context length" },
