@@ -89,6 +89,12 @@ export interface SpaceSnapshot {
   readonly limitBytes: number | null;
   readonly limitRevision: number;
   readonly inShrink: boolean;
+  /** Pages holding at least one used block (mappedPages = usedPages + reservedPages). */
+  readonly usedPages: number;
+  /** Free block slots inside used pages (fragmentation: mapped but unusable by other models). */
+  readonly freeSlotsInUsedPages: number;
+  /** Blocks the space could allocate right now (KvSpace.availableBlocks()). */
+  readonly availableBlocks: number;
 }
 
 export interface MemorySnapshot {
@@ -101,6 +107,11 @@ export interface MemorySnapshot {
   readonly weightPages: number;
   /** Pages mapped into KV spaces (in use or reserved). */
   readonly kvPages: number;
+  /** Of kvPages, the idle reserved ones (any space may take them; allocWeights may release them). */
+  readonly kvReservedPages: number;
+  /** Compactions run so far by allocWeights, and the bytes they moved (KV pages + weight regions). */
+  readonly numCompactions: number;
+  readonly compactionMovedBytes: number;
   readonly weights: readonly { readonly modelId: ModelId; readonly bytes: number; readonly pages: number; readonly byteOffset: number }[];
   readonly spaces: readonly SpaceSnapshot[];
 }
@@ -128,7 +139,10 @@ export interface DeviceMemoryApi {
   /** Bytes a new weight region could get now (after compaction if needed). */
   maxWeightBytes(): number;
   onWeightsMoved(listener: WeightMoveListener): void;
-  /** Free pages the KV spaces could still map (excludes headroom), summed over the device. */
+  /**
+   * Free pages the KV spaces could still map (excludes headroom), summed over the device. Includes the
+   * spaces' idle reserved pages, which any space may take when it needs a page.
+   */
   freeKvPages(): number;
   snapshot(): MemorySnapshot;
 }
