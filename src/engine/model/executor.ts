@@ -27,7 +27,7 @@ import { Sampler } from "../sampler/sampler.ts";
 import { validateSampling } from "../sampler/validate.ts";
 import { llamaConfigFromGguf, type LlamaConfig } from "./config.ts";
 import { ForwardBatch, ModelPointers, ScratchLayout, forward, type ScratchDims } from "./forward.ts";
-import { copyWeights, planWeightLayout, WEIGHT_ALIGN_BYTES, type WeightLayout } from "./weights.ts";
+import { copyWeights, planWeightLayout, REGION_ALIGN_BYTES, type WeightLayout } from "./weights.ts";
 
 /** Where a model's GGUF comes from: a file path or bytes already in memory (JSON-able with path). */
 export interface EngineModelSource {
@@ -247,7 +247,7 @@ export class EngineExecutor implements Executor {
   }
 
   private checkRegion(e: ModelEntry, byteOffset: number): void {
-    if (!Number.isSafeInteger(byteOffset) || byteOffset % WEIGHT_ALIGN_BYTES !== 0 || byteOffset < this.prefixBytes ||
+    if (!Number.isSafeInteger(byteOffset) || byteOffset % REGION_ALIGN_BYTES !== 0 || byteOffset < this.prefixBytes ||
       byteOffset + e.layout.bytes > this.memory.buffer.byteLength) {
       throw new PrismError("PRISM_INTERNAL", `weight region of '${e.id}' at ${byteOffset} (+${e.layout.bytes} bytes) is misaligned or outside [prefixBytes ${this.prefixBytes}, ${this.memory.buffer.byteLength})`, {
         model: e.id,

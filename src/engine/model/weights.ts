@@ -17,8 +17,13 @@ import type { GgufFile, GgufTensorInfo } from "../gguf/types.ts";
 import { GgmlType, ggmlTypeName } from "../gguf/types.ts";
 import type { LlamaConfig } from "./config.ts";
 
-/** Alignment of every tensor slot inside the region (≥ 16 for WASM SIMD loads; 64 = a cache line). */
+/** Alignment of every tensor slot relative to the region start (64 = a cache line). */
 export const WEIGHT_ALIGN_BYTES = 64;
+/**
+ * Alignment the region's own byte offset must have: 16 (f32x4 loads; the memory layer's pages start
+ * at prefixBytes, a multiple of 16, plus whole pages).
+ */
+export const REGION_ALIGN_BYTES = 16;
 
 export interface TensorSlot {
   /** Byte offset relative to the region start. */
@@ -119,7 +124,7 @@ export function planWeightLayout(gguf: GgufFile, cfg: LlamaConfig): WeightLayout
  * regionOffset + slot.offset. The caller owns the region (bounds are checked here anyway).
  */
 export function copyWeights(memory: WebAssembly.Memory, regionOffset: number, layout: WeightLayout, gguf: GgufFile): void {
-  if (regionOffset < 0 || regionOffset % WEIGHT_ALIGN_BYTES !== 0 || regionOffset + layout.bytes > memory.buffer.byteLength) {
+  if (regionOffset < 0 || regionOffset % REGION_ALIGN_BYTES !== 0 || regionOffset + layout.bytes > memory.buffer.byteLength) {
     throw new PrismError(
       "PRISM_INTERNAL",
       `weight region [${regionOffset}, ${regionOffset + layout.bytes}) is misaligned or outside the device memory (${memory.buffer.byteLength} bytes)`,
