@@ -1,0 +1,237 @@
+/**
+ * Prism's global policy: time sharing (idle eviction, activation on demand) plus space sharing placed
+ * by the KV-pressure ratio (prism.md §4.1, §8.3). One round, in order:
+ *
+ * 1. Evict: an active, unpinned instance with nothing queued or running, no request of its model
+ *    waiting anywhere, and unused for the model's keep-alive. Change from the prototype (its rule is
+ *    5 s idle): a model whose reload would miss its own TTFT SLO (weights / load bandwidth > TTFT SLO)
+ *    is kept while its device's shared KV is less than half used — evicting it would buy memory
+ *    nobody needs at the price of a certain SLO miss; when memory is needed, activation may still
+ *    evict it as an idle victim.
+ * 2. Rebalance: Algorithm 1 (min-max KVPR, heaviest w = rate / TTFT-SLO first) over the movable
+ *    models (exactly one active instance, unpinned, w > 0), the rest fixed where they are. τ: keep the
+ *    current device unless the best one's resulting KVPR is lower by more than τ (relative). Of the
+ *    models Algorithm 1 would move, the heaviest are migrated, at most maxMigrationsPerRound, and
+ *    only if in the real cluster the move lowers max(KVPR_src, KVPR_dst) by more than τ — a capped
+ *    subset of a joint re-placement must not make things worse.
+ * 3. Activate: models with pending requests and no instance, most-violating first (the prototype's
+ *    order), then oldest pending. Device: the lowest resulting KVPR among devices where the weights
+ *    fit; only if none fits, devices where they fit after evicting idle unpinned models (LRU first,
+ *    as few as needed), again by lowest resulting KVPR. Preferring no eviction keeps warm models
+ *    warm (the KVPR after eviction would otherwise favour evicting, since freed weights become KV).
+ *
+ * KV is elastic (no quotas). Demand w_j = rate_j / TTFT-SLO_j with rate the EWMA arrival rate (seeded
+ * by the expected rate); demandSignal "tokens" uses token rate × KV bytes per token instead, which
+ * weighs long-context models by the KV they actually hold.
+ */
+import { PlanLedger, ratio } from "../ledger.ts";
+import type { InstanceView } from "../types.ts";
+import type { Action, ClusterState, ControlConfig, DeviceNeeds, ModelView, OnDemand, Policy } from "../types.ts";
+
+export interface PrismOptions {
+  readonly demandSignal: "requests" | "tokens";
+  /** Keep idle models whose reload would miss their TTFT SLO while their device has KV room. */
+  readonly protectTightSlo: boolean;
+}
+
+export const DEFAULT_PRISM_OPTIONS: PrismOptions = Object.freeze({ demandSignal: "requests", protectTightSlo: true });
+
+/** Below this shared-KV utilisation a device has no use for the memory an idle model holds. */
+const KV_ROOM_UTILISATION = 0.5;
+
+interface DeviceChoice {
+  readonly device: number;
+  readonly victims: readonly InstanceView[];
+}
+
+export class PrismPolicy implements Policy {
+  readonly name = "prism";
+  readonly needs: DeviceNeeds = { localPolicy: "slo", kvQuota: "elastic", pinActivated: false, maxModelsPerDevice: null };
+  private readonly config: ControlConfig;
+  private readonly options: PrismOptions;
+
+  constructor(config: ControlConfig, options: Partial<PrismOptions> = {}) {
+    this.config = config;
+    this.options = { ...DEFAULT_PRISM_OPTIONS, ...options };
+  }
+
+  plan(state: ClusterState, nowMs: number): Action[] {
+    const ledger = new PlanLedger(state, demandWeights(state, this.options.demandSignal), this.config.minKvFraction);
+    this.evictIdle(ledger, nowMs);
+    this.rebalance(ledger);
+    this.activateWaiting(ledger);
+    return ledger.actions;
+  }
+
+  onDemand(state: ClusterState, model: number, _nowMs: number): OnDemand {
+    const ledger = new PlanLedger(state, demandWeights(state, this.options.demandSignal), this.config.minKvFraction);
+    if (!canEverFit(ledger, model)) return { kind: "reject" };
+    if (ledger.replicas[model]! > 0) return { kind: "wait" };
+    const choice = chooseDevice(ledger, model);
+    if (choice === null) return { kind: "wait" };
+    for (const v of choice.victims) ledger.deactivate(v.model, choice.device);
+    ledger.activate(model, choice.device);
+    return { kind: "activate", actions: ledger.actions, device: choice.device };
+  }
+
+  /** Expected reload time of a model (ms). */
+  activationMs(m: ModelView): number {
+    return m.weightBytes / this.config.loadBytesPerMs;
+  }
+
+  private evictIdle(ledger: PlanLedger, nowMs: number): void {
+    for (const dev of ledger.state.devices) {
+      const sharedBytes = dev.memoryBytes - dev.weightBytes;
+      const kvRoom = sharedBytes > 0 && dev.kvUsedBytes < KV_ROOM_UTILISATION * sharedBytes;
+      for (const inst of dev.instances) {
+        if (inst.state !== "active") continue;
+        const mv = ledger.model(inst.model);
+        if (mv.pinned || inst.queuedRequests > 0 || inst.runningRequests > 0 || mv.pendingRequests > 0) continue;
+        if (nowMs - inst.lastUsedMs < mv.keepAliveMs) continue;
+        if (this.options.protectTightSlo && kvRoom && this.activationMs(mv) > mv.ttftSloMs) continue;
+        ledger.deactivate(inst.model, dev.index);
+      }
+    }
+  }
+
+  private rebalance(ledger: PlanLedger): void {
+    const cap = this.config.maxMigrationsPerRound;
+    if (cap <= 0) return;
+    const { state, demand: w } = ledger;
+    const tau = this.config.tau;
+    const n = ledger.numModels;
+    const current = new Int32Array(n).fill(-1);
+    const movable: number[] = [];
+    for (let m = 0; m < n; m++) {
+      const mv = state.models[m]!;
+      if (mv.pinned || ledger.touched[m] === 1 || !(w[m]! > 0) || mv.instances.length !== 1) continue;
+      const inst = mv.instances[0]!;
+      if (inst.state !== "active" || !ledger.isLive(m, inst.device)) continue;
+      current[m] = inst.device;
+      movable.push(m);
+    }
+    if (movable.length === 0) return;
+    movable.sort((a, b) => w[b]! - w[a]! || a - b);
+
+    // Algorithm 1 on a virtual cluster holding only the fixed instances.
+    const vPressure = Float64Array.from(ledger.pressure);
+    const vWeights = Float64Array.from(ledger.weightBytes);
+    for (const m of movable) {
+      vPressure[current[m]!]! -= w[m]!;
+      vWeights[current[m]!]! -= state.models[m]!.weightBytes;
+    }
+    const target = new Int32Array(n).fill(-1);
+    for (const m of movable) {
+      const bytes = state.models[m]!.weightBytes;
+      let best = -1;
+      let bestK = Infinity;
+      for (let d = 0; d < ledger.numDevices; d++) {
+        if (vWeights[d]! + bytes > ledger.weightCapacity(d)) continue;
+        const k = ratio(vPressure[d]! + w[m]!, state.devices[d]!.memoryBytes - vWeights[d]! - bytes);
+        if (best < 0 || k < bestK) {
+          best = d;
+          bestK = k;
+        }
+      }
+      const cur = current[m]!;
+      const curK = vWeights[cur]! + bytes > ledger.weightCapacity(cur)
+        ? Infinity
+        : ratio(vPressure[cur]! + w[m]!, state.devices[cur]!.memoryBytes - vWeights[cur]! - bytes);
+      if (best < 0 || !(bestK < curK * (1 - tau))) best = cur;
+      target[m] = best;
+      vPressure[best]! += w[m]!;
+      vWeights[best]! += bytes;
+    }
+
+    let moved = 0;
+    for (const m of movable) {
+      const from = current[m]!;
+      const to = target[m]!;
+      if (to === from || ledger.isPresent(m, to) || !ledger.fits(m, to)) continue;
+      const before = Math.max(ledger.kvpr(from), ledger.kvpr(to));
+      // The source keeps its weight bytes this round (draining); only its pressure leaves.
+      const fromAfter = ratio(ledger.pressure[from]! - w[m]!, state.devices[from]!.memoryBytes - ledger.weightBytes[from]!);
+      const toAfter = ledger.kvprWith(to, m, w[m]!);
+      if (!(Math.max(fromAfter, toAfter) < before * (1 - tau))) continue;
+      ledger.migrate(m, from, to);
+      if (++moved >= cap) return;
+    }
+  }
+
+  private activateWaiting(ledger: PlanLedger): void {
+    const waiting: number[] = [];
+    for (const mv of ledger.state.models) {
+      if (mv.pendingRequests > 0 && ledger.replicas[mv.index] === 0 && ledger.touched[mv.index] === 0) waiting.push(mv.index);
+    }
+    const models = ledger.state.models;
+    waiting.sort((a, b) => {
+      const ma = models[a]!;
+      const mb = models[b]!;
+      return mb.demand.violationFraction - ma.demand.violationFraction || ma.oldestPendingMs - mb.oldestPendingMs ||
+        ledger.demand[b]! - ledger.demand[a]! || a - b;
+    });
+    for (const m of waiting) {
+      const choice = chooseDevice(ledger, m);
+      if (choice === null) continue;
+      for (const v of choice.victims) ledger.deactivate(v.model, choice.device);
+      ledger.activate(m, choice.device);
+    }
+  }
+}
+
+/** Per-model demand weight w_j. */
+export function demandWeights(state: ClusterState, signal: PrismOptions["demandSignal"]): Float64Array {
+  const w = new Float64Array(state.models.length);
+  for (const mv of state.models) {
+    const rate = signal === "tokens" ? mv.demand.tokenRatePerS * mv.kvBytesPerToken : mv.demand.arrivalRatePerS;
+    w[mv.index] = rate / (mv.ttftSloMs / 1000);
+  }
+  return w;
+}
+
+function canEverFit(ledger: PlanLedger, m: number): boolean {
+  const bytes = ledger.model(m).weightBytes;
+  for (let d = 0; d < ledger.numDevices; d++) if (bytes <= ledger.weightCapacity(d)) return true;
+  return false;
+}
+
+/** Lowest resulting KVPR without eviction; failing that, with the fewest LRU idle evictions needed. */
+function chooseDevice(ledger: PlanLedger, m: number): DeviceChoice | null {
+  const share = ledger.demand[m]!;
+  let best = -1;
+  let bestK = Infinity;
+  let bestShared = -Infinity;
+  for (let d = 0; d < ledger.numDevices; d++) {
+    if (ledger.isPresent(m, d) || !ledger.fits(m, d)) continue;
+    const k = ledger.kvprWith(d, m, share);
+    const shared = ledger.state.devices[d]!.memoryBytes - ledger.weightBytes[d]!;
+    if (best < 0 || k < bestK || (k === bestK && shared > bestShared)) {
+      best = d;
+      bestK = k;
+      bestShared = shared;
+    }
+  }
+  if (best >= 0) return { device: best, victims: [] };
+
+  let bestVictims: InstanceView[] = [];
+  for (let d = 0; d < ledger.numDevices; d++) {
+    if (ledger.isPresent(m, d) || ledger.model(m).weightBytes > ledger.weightCapacity(d)) continue;
+    const idle = ledger.idleVictims(d);
+    let freedBytes = 0;
+    let freedPressure = 0;
+    let k = 0;
+    while (k < idle.length && !ledger.fits(m, d, freedBytes)) {
+      const v = idle[k++]!;
+      freedBytes += v.weightBytes;
+      freedPressure += ledger.demand[v.model]! / ledger.replicas[v.model]!;
+    }
+    if (!ledger.fits(m, d, freedBytes)) continue;
+    const kv = ledger.kvprWith(d, m, share, freedBytes, freedPressure);
+    if (best < 0 || kv < bestK || (kv === bestK && k < bestVictims.length)) {
+      best = d;
+      bestK = kv;
+      bestVictims = idle.slice(0, k);
+    }
+  }
+  return best >= 0 ? { device: best, victims: bestVictims } : null;
+}
