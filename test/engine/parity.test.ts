@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, type Llama } from "node-llama-cpp";
+import { getLlama, type Llama, type LlamaOptions, LlamaLogLevel } from "node-llama-cpp";
 import { deviceId, modelId, requestId } from "../../src/core/ids.ts";
 import { GREEDY } from "../../src/core/records.ts";
 import { generateRandomModel } from "../../src/engine/model/generate.ts";
@@ -25,7 +25,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 let llamaPromise: Promise<Llama> | null = null;
 function llama(): Promise<Llama> {
-  llamaPromise ??= getLlama({ gpu: false, build: "never", logLevel: "error", maxThreads: 1 } as Parameters<typeof getLlama>[0]);
+  llamaPromise ??= getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: 1 } satisfies LlamaOptions);
   return llamaPromise;
 }
 
