@@ -204,7 +204,9 @@ function readValue(c: Cursor, type: number, what: string, depth: number): { valu
  * Throws PRISM_GGUF_BAD_MAGIC, _UNSUPPORTED_VERSION, _TRUNCATED (naming the field or tensor), _UNSUPPORTED_TYPE
  * (naming tensor and type) or _CORRUPT (bad alignment, duplicate names, out-of-range or overlapping tensor data).
  */
-export function parseGguf(bytes: Uint8Array, fileName: string, opts: ParseGgufOptions = {}): GgufFile {
+export function parseGguf(input: Uint8Array, fileName: string, opts: ParseGgufOptions = {}): GgufFile {
+  // A plain Uint8Array view (no copy): a Node Buffer's slice() shares memory, a trap for code holding f.bytes.
+  const bytes = input.constructor === Uint8Array ? input : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   const c = new Cursor(bytes, fileName);
   if (bytes.byteLength < 4) {
     throw new PrismError("PRISM_GGUF_BAD_MAGIC", `${fileName}: not a GGUF file (only ${bytes.byteLength} bytes)`, { file: fileName });
