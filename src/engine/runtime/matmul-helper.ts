@@ -1,0 +1,53 @@
+/**
+ * Entry of the matmul helper thread (started through bootstrap.mjs by parallel-kernels.ts). It
+ * binds its own kernel instance to the shared device memory and then serves jobs from the control
+ * block forever: spin briefly after each job (the next matmul of a forward pass usually follows
+ * within microseconds), then sleep in Atomics.wait. It never touches the event loop again.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { createTsKernels } from "../kernels/ts-kernels.ts";
+import { createWasmKernels } from "../kernels/wasm-kernels.ts";
+import { Ctl } from "./matmul-control.ts";
+
+interface HelperData {
+  readonly memory: WebAssembly.Memory;
+  readonly control: SharedArrayBuffer;
+  readonly kernels: "wasm" | "ts";
+  readonly spinUs: number;
+}
+
+const data = workerData as HelperData;
+const kernels = data.kernels === "ts" ? createTsKernels(data.memory) : await createWasmKernels(data.memory);
+const ctl = new Int32Array(data.control);
+const args = new Uint32Array(data.control);
+parentPort!.postMessage({ ready: true });
+
+let lastSeq = Atomics.load(ctl, Ctl.JOB_SEQ);
+for (;;) {
+  let seq = Atomics.load(ctl, Ctl.JOB_SEQ);
+  if (seq === lastSeq) {
+    const spinUntil = performance.now() + data.spinUs / 1000;
+    for (let i = 1; seq === lastSeq; i++) {
+      if ((i & 255) === 0 && performance.now() > spinUntil) {
+        Atomics.wait(ctl, Ctl.JOB_SEQ, lastSeq);
+      }
+      seq = Atomics.load(ctl, Ctl.JOB_SEQ);
+    }
+  }
+  lastSeq = seq;
+  if (Atomics.load(ctl, Ctl.STOP) === 1) break;
+  const oEnd = args[Ctl.O_END]!;
+  const chunk = args[Ctl.CHUNK]!;
+  let chunks = 0;
+  for (;;) {
+    const c = Atomics.add(ctl, Ctl.NEXT_COL, chunk) >>> 0;
+    if (c >= oEnd) break;
+    kernels.matmul(args[Ctl.OUT]!, args[Ctl.X]!, args[Ctl.W]!, args[Ctl.W_TYPE]!, args[Ctl.NUM_ROWS]!,
+      args[Ctl.IN_DIM]!, args[Ctl.OUT_DIM]!, c, Math.min(c + chunk, oEnd));
+    chunks++;
+  }
+  ctl[Ctl.HELPER_CHUNKS] = (ctl[Ctl.HELPER_CHUNKS]! + chunks) | 0;
+  Atomics.store(ctl, Ctl.DONE_SEQ, seq);
+  Atomics.notify(ctl, Ctl.DONE_SEQ);
+}
+process.exit(0);

@@ -1,0 +1,182 @@
+/**
+ * Kernels whose matmul splits output columns between the calling thread and one helper thread on
+ * the same shared memory ("use the second core for the big matmuls when it pays"). All other
+ * kernels run on the calling thread unchanged.
+ *
+ * Work is handed out in column chunks through an atomic counter rather than split in halves, so a
+ * helper that wakes late (or a core stolen by another process) costs at most one chunk of
+ * imbalance. Below `minMacs` the synchronisation costs more than it saves and the matmul stays
+ * on the calling thread (see bench/kernels.bench.ts for the measurement behind the default).
+ *
+ * The calling thread blocks in Atomics.wait while the helper finishes its last chunk: run this on
+ * the engine's own thread (a WorkerExecutor worker), not on a thread that serves I/O.
+ */
+import { PrismError } from "../../core/errors.ts";
+import type { Kernels } from "../kernels/types.ts";
+import { Ctl } from "./matmul-control.ts";
+import { spawnTsWorker } from "./spawn.ts";
+import type { Worker } from "node:worker_threads";
+
+export interface ParallelKernelsOptions {
+  /** 0 = plain kernels (no thread); 1 = one helper thread. */
+  readonly helperThreads: 0 | 1;
+  /** Matmuls with fewer multiply-adds (numRows × inDim × columns) stay on the calling thread. */
+  readonly minMacs?: number;
+  /** How long the helper spins for the next job before sleeping (µs). */
+  readonly helperSpinUs?: number;
+  /** How long the calling thread spins for the helper's last chunk before sleeping (µs). */
+  readonly waitSpinUs?: number;
+}
+
+/** Measured on the 2-vCPU dev VM (bench/kernels.bench.ts): below ~150k MACs two threads lose. */
+export const DEFAULT_MIN_PARALLEL_MACS = 200_000;
+/** A job is cut into about this many chunks (both threads together). */
+const CHUNKS_PER_JOB = 16;
+/** A helper that has not finished its chunk after this long is presumed dead. */
+const HELPER_TIMEOUT_MS = 10_000;
+
+export interface ParallelKernels extends Kernels {
+  readonly helperThreads: number;
+  /** Counters since creation: matmuls split across threads / kept on the calling thread, chunks the helper ran. */
+  stats(): { readonly parallelMatmuls: number; readonly serialMatmuls: number; readonly helperChunks: number };
+  /** Stops the helper thread; the kernels keep working single-threaded afterwards. */
+  close(): Promise<void>;
+}
+
+class ParallelMatmulKernels implements ParallelKernels {
+  readonly name: "wasm" | "ts";
+  readonly helperThreads: number;
+  readonly addBias: Kernels["addBias"];
+  readonly rmsnorm: Kernels["rmsnorm"];
+  readonly rope: Kernels["rope"];
+  readonly swiglu: Kernels["swiglu"];
+  readonly add: Kernels["add"];
+  readonly getRow: Kernels["getRow"];
+  readonly writeKv: Kernels["writeKv"];
+  readonly attention: Kernels["attention"];
+  private readonly ctl: Int32Array;
+  private readonly args: Uint32Array;
+  private seq = 0;
+  private parallel = 0;
+  private serial = 0;
+  private worker: Worker | null;
+  private readonly minMacs: number;
+  private readonly waitSpinMs: number;
+
+  constructor(private readonly base: Kernels, worker: Worker | null, control: SharedArrayBuffer, opts: ParallelKernelsOptions) {
+    this.name = base.name;
+    this.worker = worker;
+    this.helperThreads = worker === null ? 0 : 1;
+    this.ctl = new Int32Array(control);
+    this.args = new Uint32Array(control);
+    this.minMacs = opts.minMacs ?? DEFAULT_MIN_PARALLEL_MACS;
+    this.waitSpinMs = (opts.waitSpinUs ?? 500) / 1000;
+    this.addBias = base.addBias.bind(base);
+    this.rmsnorm = base.rmsnorm.bind(base);
+    this.rope = base.rope.bind(base);
+    this.swiglu = base.swiglu.bind(base);
+    this.add = base.add.bind(base);
+    this.getRow = base.getRow.bind(base);
+    this.writeKv = base.writeKv.bind(base);
+    this.attention = base.attention.bind(base);
+  }
+
+  matmul(out: number, x: number, w: number, wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void {
+    const cols = oEnd - oStart;
+    if (this.worker === null || numRows * inDim * cols < this.minMacs || cols < 8) {
+      this.serial++;
+      this.base.matmul(out, x, w, wType, numRows, inDim, outDim, oStart, oEnd);
+      return;
+    }
+    this.parallel++;
+    // Chunks are multiples of 4 columns so both threads stay on the kernels' full tiles.
+    const chunk = Math.max(4, Math.ceil(cols / CHUNKS_PER_JOB / 4) * 4);
+    const { ctl, args } = this;
+    args[Ctl.OUT] = out;
+    args[Ctl.X] = x;
+    args[Ctl.W] = w;
+    args[Ctl.W_TYPE] = wType;
+    args[Ctl.NUM_ROWS] = numRows;
+    args[Ctl.IN_DIM] = inDim;
+    args[Ctl.OUT_DIM] = outDim;
+    args[Ctl.O_END] = oEnd;
+    args[Ctl.CHUNK] = chunk;
+    Atomics.store(ctl, Ctl.NEXT_COL, oStart);
+    const seq = (this.seq = (this.seq + 1) | 0);
+    Atomics.store(ctl, Ctl.JOB_SEQ, seq);
+    Atomics.notify(ctl, Ctl.JOB_SEQ);
+    for (;;) {
+      const c = Atomics.add(ctl, Ctl.NEXT_COL, chunk) >>> 0;
+      if (c >= oEnd) break;
+      this.base.matmul(out, x, w, wType, numRows, inDim, outDim, c, Math.min(c + chunk, oEnd));
+    }
+    if (Atomics.load(ctl, Ctl.DONE_SEQ) === seq) return;
+    const spinUntil = performance.now() + this.waitSpinMs;
+    let sleptMs = 0;
+    for (let i = 1; Atomics.load(ctl, Ctl.DONE_SEQ) !== seq; i++) {
+      if ((i & 255) !== 0 || performance.now() < spinUntil) continue;
+      const seen = Atomics.load(ctl, Ctl.DONE_SEQ);
+      if (seen === seq) break;
+      if (Atomics.wait(ctl, Ctl.DONE_SEQ, seen, 100) === "timed-out") {
+        sleptMs += 100;
+        if (sleptMs >= HELPER_TIMEOUT_MS) {
+          throw new PrismError("PRISM_ENGINE_WORKER_DIED", `matmul helper thread did not finish job ${seq} within ${HELPER_TIMEOUT_MS} ms`, { job: seq });
+        }
+      }
+    }
+  }
+
+  /** Called when the helper thread exits or throws: fall back to single-threaded matmuls. */
+  helperLost(): void {
+    this.worker = null;
+  }
+
+  stats(): { parallelMatmuls: number; serialMatmuls: number; helperChunks: number } {
+    return { parallelMatmuls: this.parallel, serialMatmuls: this.serial, helperChunks: Atomics.load(this.ctl, Ctl.HELPER_CHUNKS) };
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    if (worker === null) return;
+    this.worker = null;
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    Atomics.store(this.ctl, Ctl.STOP, 1);
+    Atomics.add(this.ctl, Ctl.JOB_SEQ, 1);
+    Atomics.notify(this.ctl, Ctl.JOB_SEQ);
+    await exited;
+  }
+}
+
+/**
+ * Wraps `kernels` (bound to `memory`) so large matmuls use a helper thread. With helperThreads 1
+ * the memory must be shared (a WebAssembly.Memory created with shared: true).
+ */
+export async function createParallelKernels(kernels: Kernels, memory: WebAssembly.Memory, opts: ParallelKernelsOptions): Promise<ParallelKernels> {
+  const control = new SharedArrayBuffer(Ctl.SIZE * 4);
+  if (opts.helperThreads === 0) return new ParallelMatmulKernels(kernels, null, control, opts);
+  if (!(memory.buffer instanceof SharedArrayBuffer)) {
+    throw new PrismError("PRISM_CONFIG_INVALID", "a matmul helper thread needs a shared WebAssembly.Memory (DeviceMemoryOptions.shared = true)", {});
+  }
+  const worker = spawnTsWorker(new URL("./matmul-helper.ts", import.meta.url),
+    { memory, control, kernels: kernels.name, spinUs: opts.helperSpinUs ?? 100 }, "prism-matmul-helper");
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: unknown): void => reject(new PrismError("PRISM_ENGINE_WORKER_DIED", `matmul helper failed to start: ${String(e)}`, {}));
+    worker.once("error", onError);
+    worker.once("exit", (code) => onError(`exit code ${code}`));
+    worker.once("message", () => {
+      worker.removeAllListeners("error");
+      worker.removeAllListeners("exit");
+      resolve();
+    });
+  });
+  // The helper never posts again; don't let it keep the process alive on its own.
+  worker.unref();
+  const pk = new ParallelMatmulKernels(kernels, worker, control, opts);
+  // A helper that dies between jobs is dropped: later matmuls run on the calling thread.
+  worker.on("error", () => pk.helperLost());
+  worker.on("exit", () => pk.helperLost());
+  return pk;
+}
+
+/** The brief's name for the same thing. */
+export const createParallelMatmul = createParallelKernels;
