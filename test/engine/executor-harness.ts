@@ -5,8 +5,8 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { modelId } from "../../src/core/ids.ts";
-import type { ModelProfile } from "../../src/core/records.ts";
+import { deviceId, modelId, requestId } from "../../src/core/ids.ts";
+import { GREEDY, type ModelProfile } from "../../src/core/records.ts";
 import { parseGguf } from "../../src/engine/gguf/reader.ts";
 import type { GgufFile } from "../../src/engine/gguf/types.ts";
 import { llamaConfigFromGguf } from "../../src/engine/model/config.ts";
@@ -107,4 +107,50 @@ export function usedBlocks(h: EngineHarness): number {
   let n = 0;
   for (const s of h.spaces.values()) n += s.usedBlocks;
   return n;
+}
+
+/**
+ * Raw logits after every prefix of `tokens` (teacher forcing: one single-token step per position,
+ * through the executor's logits hook). KV blocks are allocated for the run and freed after.
+ */
+export async function forcedLogits(h: EngineHarness, id: string, tokens: readonly number[], firstRequestId = 1): Promise<Float32Array[]> {
+  const blocks = h.blocks.get(id)!;
+  const ids = blocks.alloc(Math.ceil(tokens.length / blocks.blockTokens));
+  if (ids === null) throw new Error("out of KV blocks");
+  const table = Uint32Array.from(ids, (b) => blocks.byteOffset(b));
+  const out: Float32Array[] = [];
+  h.executor.logitsHook = (_r, _m, logits) => out.push(logits.slice());
+  try {
+    for (let i = 0; i < tokens.length; i++) {
+      await h.executor.execute({
+        deviceId: deviceId(0),
+        stepIndex: i,
+        seqs: [{
+          requestId: requestId(firstRequestId), modelId: modelId(id), tokens: Int32Array.of(tokens[i]!), startPos: i, blockOffsets: table,
+          blockTokens: blocks.blockTokens, sample: true, sampling: GREEDY, outputIndex: i, penaltyTokens: null,
+        }],
+      });
+    }
+  } finally {
+    h.executor.logitsHook = null;
+    blocks.free(ids);
+  }
+  return out;
+}
+
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** A deterministic pseudo-random token sequence starting with BOS (id 1), ids in [3, vocab). */
+export function pseudoRandomTokens(n: number, vocab: number, seed: number): number[] {
+  const out = [1];
+  let x = seed >>> 0;
+  while (out.length < n) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out.push(3 + ((x >>> 8) % (vocab - 3)));
+  }
+  return out;
 }

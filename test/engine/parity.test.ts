@@ -13,12 +13,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, type Llama, type LlamaOptions, LlamaLogLevel } from "node-llama-cpp";
-import { deviceId, modelId, requestId } from "../../src/core/ids.ts";
-import { GREEDY } from "../../src/core/records.ts";
 import { generateRandomModel } from "../../src/engine/model/generate.ts";
 import { parseShape, SHAPES } from "../../src/engine/model/shapes.ts";
 import { generate } from "../../src/engine/model/sequences.ts";
-import { makeEngine, sharedFile, sharedJson, usedBlocks, type EngineHarness, type GoldenRun } from "./executor-harness.ts";
+import { forcedLogits, makeEngine, pseudoRandomTokens, sharedFile, sharedJson, usedBlocks, type GoldenRun } from "./executor-harness.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "prism-parity-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -74,28 +72,6 @@ async function llamaCppForced(path: string, tokens: readonly number[]): Promise<
   }
 }
 
-/** Our log-softmax after every prefix of `tokens`: one decode step per token, teacher-forced. */
-async function oursForced(h: EngineHarness, id: string, tokens: readonly number[]): Promise<Float64Array[]> {
-  const blocks = h.blocks.get(id)!;
-  const ids = blocks.alloc(Math.ceil(tokens.length / blocks.blockTokens))!;
-  const table = Uint32Array.from(ids, (b) => blocks.byteOffset(b));
-  const out: Float64Array[] = [];
-  h.executor.logitsHook = (_r, _m, logits) => out.push(logSoftmax(logits));
-  try {
-    for (let i = 0; i < tokens.length; i++) {
-      await h.executor.execute({
-        deviceId: deviceId(0), stepIndex: i,
-        seqs: [{ requestId: requestId(1), modelId: modelId(id), tokens: Int32Array.of(tokens[i]!), startPos: i, blockOffsets: table,
-          blockTokens: blocks.blockTokens, sample: true, sampling: GREEDY, outputIndex: i, penaltyTokens: null }],
-      });
-    }
-  } finally {
-    h.executor.logitsHook = null;
-    blocks.free(ids);
-  }
-  return out;
-}
-
 function logSoftmax(l: Float32Array): Float64Array {
   let m = -Infinity;
   for (const x of l) m = Math.max(m, x);
@@ -131,16 +107,6 @@ function compare(ours: readonly Float64Array[], ref: readonly Probs[], tolerance
     }
   }
   return { maxLogpDiff, argmaxFlips, decisivePositions };
-}
-
-function pseudoRandomTokens(n: number, vocab: number, seed: number): number[] {
-  const out = [1];
-  let x = seed;
-  while (out.length < n) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    out.push(3 + (x % (vocab - 3)));
-  }
-  return out;
 }
 
 interface Case {
@@ -182,7 +148,7 @@ for (const c of CASES) {
     assert.ok(g.maxLogpDiff <= c.tolerance, `greedy run: max |Δ log p| ${g.maxLogpDiff} > ${c.tolerance}`);
 
     const forcedTokens = pseudoRandomTokens(48, vocab, 7);
-    const f = compare(await oursForced(h, "m", forcedTokens), await llamaCppForced(path, forcedTokens), c.tolerance);
+    const f = compare((await forcedLogits(h, "m", forcedTokens)).map(logSoftmax), await llamaCppForced(path, forcedTokens), c.tolerance);
     assert.ok(f.maxLogpDiff <= c.tolerance, `teacher-forced: max |Δ log p| ${f.maxLogpDiff} > ${c.tolerance}`);
     assert.equal(f.argmaxFlips, 0, `argmax differs at ${f.argmaxFlips} of ${f.decisivePositions} decisive positions`);
     assert.ok(f.decisivePositions > 0);
