@@ -36,15 +36,24 @@ export const LENGTH_FILES = {
 const TS = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?$/;
 
 /**
- * Seconds since the Unix epoch of a naive `YYYY-MM-DD HH:MM:SS[.fffffff]` string, read as UTC. Parsed by hand:
- * V8's Date reads it as local time and truncates to ms (workloads.md §2.1).
+ * A naive `YYYY-MM-DD HH:MM:SS[.fffffff]` string as (days since the Unix epoch, seconds of the day), read as UTC.
+ * Parsed by hand: V8's Date reads it as local time and truncates to ms (workloads.md §2.1). Two parts because
+ * epoch seconds in one double keep only ~0.2 µs, coarser than the trace's 100 ns.
  */
-export function parseNaiveTimestampS(s: string): number {
+export function parseNaiveTimestamp(s: string): { days: number; secondsOfDay: number } | null {
   const m = TS.exec(s.trim());
-  if (!m) return NaN;
+  if (!m) return null;
   const days = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) / 86_400_000;
   const frac = m[7] !== undefined ? Number(`0.${m[7]}`) : 0;
-  return days * 86_400 + Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]) + frac;
+  return { days, secondsOfDay: Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]) + frac };
+}
+
+/** Seconds from `origin` to `t`, both naive timestamps (NaN when either does not parse). */
+export function naiveTimestampDiffS(t: string, origin: string): number {
+  const a = parseNaiveTimestamp(t);
+  const b = parseNaiveTimestamp(origin);
+  if (!a || !b) return NaN;
+  return (a.days - b.days) * 86_400 + (a.secondsOfDay - b.secondsOfDay);
 }
 
 export function readAzureTrace(which: keyof typeof AZURE_FILES, tracesDir?: string): ServiceTrace {
@@ -55,13 +64,12 @@ export function readAzureTrace(which: keyof typeof AZURE_FILES, tracesDir?: stri
   const arrivalS = new Float64Array(n);
   const inputTokens = new Int32Array(n);
   const outputTokens = new Int32Array(n);
-  let t0 = NaN;
+  const origin = n > 0 ? (lines[1]!.split(",")[0] ?? "") : "";
   for (let i = 0; i < n; i++) {
     const cells = lines[i + 1]!.split(",");
-    const t = parseNaiveTimestampS(cells[0] ?? "");
+    const t = naiveTimestampDiffS(cells[0] ?? "", origin);
     if (!Number.isFinite(t)) throw dataError(file, i + 2, `bad TIMESTAMP '${cells[0] ?? ""}'`);
-    if (i === 0) t0 = t;
-    arrivalS[i] = t - t0;
+    arrivalS[i] = t;
     if (i > 0 && arrivalS[i]! < arrivalS[i - 1]!) throw dataError(file, i + 2, "timestamps not sorted");
     inputTokens[i] = parseNumberCell(cells[1], file, i + 2, "ContextTokens");
     outputTokens[i] = parseNumberCell(cells[2], file, i + 2, "GeneratedTokens");
