@@ -35,6 +35,12 @@ async function readInput(path: string, what: string): Promise<Uint8Array> {
   }
 }
 
+/** Prints through commander's output configuration (process.stdout unless a caller configured otherwise). */
+function printer(cmd: Command): (text: string) => void {
+  const writeOut = cmd.configureOutput().writeOut;
+  return writeOut !== undefined ? (t) => writeOut(t) : (t) => void process.stdout.write(t);
+}
+
 function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(2)} MiB`;
 }
@@ -51,7 +57,7 @@ export function register(program: Command): void {
     .option("--context <n>", "context length written to the file (default: the shape's)")
     .option("--name <name>", "general.name (default <shape>-random-<dtype>-s<seed>)")
     .option("--out <file>", "output .gguf path")
-    .action(async (o: { shape?: string; dtype: string; seed: string; context?: string; name?: string; out?: string }) => {
+    .action(async (o: { shape?: string; dtype: string; seed: string; context?: string; name?: string; out?: string }, cmd: Command) => {
       const shape = parseShape(required("shape", o.shape));
       if (!(WEIGHT_DTYPES as readonly string[]).includes(o.dtype)) throw usage(`--dtype must be one of ${WEIGHT_DTYPES.join(", ")}, got '${o.dtype}'`);
       const seed = intFlag("seed", o.seed, 0)!;
@@ -65,7 +71,7 @@ export function register(program: Command): void {
         ...(o.name !== undefined ? { name: o.name } : {}),
       });
       await writeFile(out, bytes);
-      process.stdout.write(`wrote ${out}: ${shape.name} ${o.dtype} seed ${seed}, ${bytes.byteLength} bytes (${mib(bytes.byteLength)})\n`);
+      printer(cmd)(`wrote ${out}: ${shape.name} ${o.dtype} seed ${seed}, ${bytes.byteLength} bytes (${mib(bytes.byteLength)})\n`);
     });
 
   model
@@ -75,7 +81,7 @@ export function register(program: Command): void {
     .option("--tokenizer <file>", "llama2.c tokenizer .bin")
     .option("--name <name>", "general.name (default: the model file's base name)")
     .option("--out <file>", "output .gguf path")
-    .action(async (o: { llama2c?: string; tokenizer?: string; name?: string; out?: string }) => {
+    .action(async (o: { llama2c?: string; tokenizer?: string; name?: string; out?: string }, cmd: Command) => {
       const modelPath = required("llama2c", o.llama2c);
       const tokPath = required("tokenizer", o.tokenizer);
       const out = required("out", o.out);
@@ -85,7 +91,7 @@ export function register(program: Command): void {
         tokenizerFileName: tokPath,
       });
       await writeFile(out, bytes);
-      process.stdout.write(`wrote ${out}: ${name}, ${bytes.byteLength} bytes (${mib(bytes.byteLength)})\n`);
+      printer(cmd)(`wrote ${out}: ${name}, ${bytes.byteLength} bytes (${mib(bytes.byteLength)})\n`);
     });
 
   model
@@ -94,16 +100,17 @@ export function register(program: Command): void {
     .argument("<file>", "GGUF file")
     .option("--tensors", "list every tensor")
     .option("--json", "machine-readable output")
-    .action(async (file: string, o: { tensors?: boolean; json?: boolean }) => {
+    .action(async (file: string, o: { tensors?: boolean; json?: boolean }, cmd: Command) => {
+      const print = printer(cmd);
       const f = await readGgufFile(file, { allowAnyType: true });
       const info = describeGguf(f);
       if (o.json === true) {
-        process.stdout.write(JSON.stringify(o.tensors === true ? { ...info, tensors: f.tensors } : info, null, 2) + "\n");
+        print(JSON.stringify(o.tensors === true ? { ...info, tensors: f.tensors } : info, null, 2) + "\n");
         return;
       }
-      process.stdout.write(formatInfo(info));
+      print(formatInfo(info));
       if (o.tensors === true) {
-        for (const t of f.tensors) process.stdout.write(`  ${t.name.padEnd(28)} ${ggmlTypeName(t.type).padEnd(5)} [${t.dims.join(", ")}] ${t.byteLength} bytes @ ${t.offset}\n`);
+        for (const t of f.tensors) print(`  ${t.name.padEnd(28)} ${ggmlTypeName(t.type).padEnd(5)} [${t.dims.join(", ")}] ${t.byteLength} bytes @ ${t.offset}\n`);
       }
     });
 }

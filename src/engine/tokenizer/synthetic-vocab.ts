@@ -26,6 +26,21 @@ const BASE_CHARS = [
   ..."0123456789",
   ..."/&*+=%$#@[]{}<>_|~^`\\",
 ];
+/**
+ * Common English words (function words and simple story words), most frequent first. Each becomes "▁word" with all
+ * its prefixes ("▁w", "▁wo", …) so the SPM merge loop can reach it; a large synthetic vocabulary then tokenizes
+ * English about as compactly as a trained one (≈ one token per word), which keeps prompt lengths realistic.
+ */
+const WORDS = (
+  "the and a to was he she it of in they her his said you with on for that had is but day one big little there time " +
+  "once upon happy play mom dad friend saw went very wanted want not so be were all at we go can do up out what like " +
+  "help then them him me my I loved love named girl boy dog cat tree ball park sun home toy fun looked asked came could " +
+  "would from this are have an as some when made make got get see no yes good new red blue green run jump sad smiled " +
+  "learned felt together because back about too again every nice bird fish water car box book found find took take " +
+  "Once One The She He They Lily Tom Ben Mia It But Then When"
+).split(" ");
+const SUFFIXES = ["s", "ed", "ing", "ly", "er", "'s", "y", "en", "es"];
+
 /** Letter weights (per mille, English text) used when growing pieces. */
 const LETTERS = "etaoinshrdlcumwfgypbvkjxqz";
 const LETTER_WEIGHTS = [127, 91, 82, 75, 70, 67, 63, 61, 60, 43, 40, 28, 28, 24, 24, 22, 20, 20, 19, 15, 10, 8, 2, 2, 1, 1];
@@ -42,6 +57,11 @@ export function syntheticVocab(vocabSize: number): SpmVocab {
     pieces.push(p);
   };
   for (const c of BASE_CHARS) add(c);
+  for (const w of WORDS) {
+    const word = SPACE_PIECE + w;
+    for (let end = 2; end <= word.length; end++) add(word.slice(0, end));
+  }
+  for (const sfx of SUFFIXES) for (let end = 1; end <= sfx.length; end++) add(sfx.slice(0, end));
 
   const rng = new SeededRng(VOCAB_SEED);
   const totalWeight = LETTER_WEIGHTS.reduce((a, b) => a + b, 0);
@@ -54,8 +74,8 @@ export function syntheticVocab(vocabSize: number): SpmVocab {
     return "e";
   };
   // Continuations (pieces without a leading '▁') and word starts (with one) grow side by side.
-  const continuations: string[] = [...LETTERS];
-  const starts: string[] = [SPACE_PIECE];
+  const continuations: string[] = [...LETTERS, ...SUFFIXES];
+  const starts: string[] = [SPACE_PIECE, ...WORDS.map((w) => SPACE_PIECE + w)];
   let guard = 0;
   while (tokens.length < vocabSize && guard++ < vocabSize * 50) {
     const roll = rng.next();
