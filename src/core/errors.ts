@@ -77,6 +77,8 @@ export const ERRORS = {
   PRISM_REQUEST_CANCELLED: { kind: "invalid", retryable: false, summary: "request was cancelled" },
   PRISM_REQUEST_TIMEOUT: { kind: "unavailable", retryable: true, summary: "request timed out" },
   PRISM_SHUTTING_DOWN: { kind: "unavailable", retryable: true, summary: "server is shutting down" },
+  PRISM_REQUEST_INVALID: { kind: "invalid", retryable: false, summary: "request is malformed for this device (empty prompt, bad maxTokens, duplicate id)" },
+  PRISM_MODEL_ALREADY_ON_DEVICE: { kind: "invalid", retryable: false, summary: "model is already placed on this device" },
 
   // control
   PRISM_UNKNOWN_POLICY: { kind: "invalid", retryable: false, summary: "unknown scheduling policy" },

@@ -1,0 +1,57 @@
+/**
+ * The per-step record, one reused object per scheduler: filled after every completed step (a few
+ * numbers and one pass over the models' KV spaces), then handed to the onStep subscriber.
+ */
+import type { DeviceId, ModelId } from "../core/ids.ts";
+import type { ModelEntry } from "./model-entry.ts";
+import type { StepRecord } from "./types.ts";
+
+export class StepRecordImpl implements StepRecord {
+  readonly deviceId: DeviceId;
+  stepIndex = 0;
+  startMs = 0;
+  endMs = 0;
+  stepMs = 0;
+  numSeqs = 0;
+  numPrefillTokens = 0;
+  numDecodeTokens = 0;
+  numQueued = 0;
+  numRunning = 0;
+  modelIds: readonly ModelId[] = [];
+  kvPages: Int32Array = new Int32Array(0);
+  kvUsedBlocks: Int32Array = new Int32Array(0);
+  /** Model slot of each modelIds entry. */
+  private slots: Int32Array = new Int32Array(0);
+
+  constructor(deviceId: DeviceId) {
+    this.deviceId = deviceId;
+  }
+
+  /** Models were added or removed: rebuild the per-model arrays (fresh arrays, old records stay valid). */
+  setModels(models: readonly (ModelEntry | null)[]): void {
+    const live = models.filter((m): m is ModelEntry => m !== null);
+    this.modelIds = Object.freeze(live.map((m) => m.id));
+    this.slots = Int32Array.from(live.map((m) => m.index));
+    this.kvPages = new Int32Array(live.length);
+    this.kvUsedBlocks = new Int32Array(live.length);
+  }
+
+  fill(stepIndex: number, startMs: number, endMs: number, stepMs: number, numSeqs: number, numPrefillTokens: number,
+    numDecodeTokens: number, numQueued: number, numRunning: number, models: readonly (ModelEntry | null)[]): void {
+    this.stepIndex = stepIndex;
+    this.startMs = startMs;
+    this.endMs = endMs;
+    this.stepMs = stepMs;
+    this.numSeqs = numSeqs;
+    this.numPrefillTokens = numPrefillTokens;
+    this.numDecodeTokens = numDecodeTokens;
+    this.numQueued = numQueued;
+    this.numRunning = numRunning;
+    const slots = this.slots;
+    for (let i = 0; i < slots.length; i++) {
+      const space = models[slots[i]!]!.space;
+      this.kvPages[i] = space.mappedPages;
+      this.kvUsedBlocks[i] = space.usedBlocks;
+    }
+  }
+}
