@@ -192,7 +192,7 @@ export function modelCost(spec: ModelSpecInput, device: DeviceSpec, eff: Efficie
     id: spec.id,
     weightBytes: Math.ceil(wBytesRank),
     numLayers: arch.numLayers,
-    kvBytesPerTokenPerLayer: kvLayerRank,
+    kvBytesPerTokenPerLayer: Math.ceil(kvLayerRank),
     maxContextTokens: arch.maxContextTokens,
     vocabSize: arch.vocabSize,
     eosTokenIds: Object.freeze(eos),
