@@ -9,7 +9,8 @@
 import { PrismError } from "../core/errors.ts";
 import type { MemorySnapshot } from "./types.ts";
 import type { KvSpaceImpl } from "./kv-space.ts";
-import { OWNER_FREE, OWNER_WEIGHTS, TAG_RESERVED, type PagePool } from "./page-pool.ts";
+import type { PagePool } from "./page-pool.ts";
+import { buildOwnership, OWNER_FREE, OWNER_WEIGHTS, TAG_RESERVED } from "./ownership.ts";
 import type { WeightArena } from "./weight-arena.ts";
 import type { ResolvedMemoryOptions } from "./options.ts";
 
@@ -55,13 +56,13 @@ export function auditProblems(v: AccountingView): string[] {
   let weightPages = 0;
   const kvUsed = new Map<number, number>();
   const kvReserved = new Map<number, number>();
+  const map = buildOwnership(pool, arena, v.liveSpaces, problems);
   for (let p = 0; p < total; p++) {
-    const owner = pool.owner[p]!;
-    if ((owner === OWNER_FREE) !== pool.isFree(p)) problems.push(`page ${p}: owner ${owner} but free bit ${pool.isFree(p)}`);
+    const owner = map.owner[p]!;
     if (owner === OWNER_FREE) free++;
     else if (owner === OWNER_WEIGHTS) weightPages++;
     else {
-      const m = pool.tag[p] === TAG_RESERVED ? kvReserved : kvUsed;
+      const m = map.tag[p] === TAG_RESERVED ? kvReserved : kvUsed;
       m.set(owner, (m.get(owner) ?? 0) + 1);
     }
   }
@@ -72,7 +73,7 @@ export function auditProblems(v: AccountingView): string[] {
   for (const r of arena.regions()) {
     regionPages += r.numPages;
     for (let p = r.firstPage; p < r.firstPage + r.numPages; p++) {
-      if (pool.owner[p] !== OWNER_WEIGHTS || pool.tag[p] !== r.slot) problems.push(`weights of ${r.modelId}: page ${p} not theirs`);
+      if (map.owner[p] !== OWNER_WEIGHTS || map.tag[p] !== r.slot) problems.push(`weights of ${r.modelId}: page ${p} not theirs`);
     }
     if (r.numPages * pool.pageBytes < r.bytes) problems.push(`weights of ${r.modelId}: ${r.numPages} pages < ${r.bytes} bytes`);
   }

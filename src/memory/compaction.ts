@@ -13,9 +13,10 @@
  *
  * Preconditions: no reserved KV pages (DeviceMemory releases them first; they are idle anyway).
  */
-import { internal, OWNER_FREE, OWNER_WEIGHTS, type PagePool } from "./page-pool.ts";
+import { internal, type PagePool } from "./page-pool.ts";
 import type { WeightArena, WeightRegionImpl } from "./weight-arena.ts";
 import type { KvSpaceImpl } from "./kv-space.ts";
+import { buildOwnership, OWNER_FREE, OWNER_WEIGHTS, type Ownership } from "./ownership.ts";
 
 export interface WeightMove {
   readonly region: WeightRegionImpl;
@@ -30,15 +31,24 @@ export interface CompactionResult {
 
 type Direction = "down" | "up";
 
-export function compact(pool: PagePool, arena: WeightArena, spaceAt: (slot: number) => KvSpaceImpl): CompactionResult {
-  const down = slide(pool, arena, spaceAt, "down", false);
-  const up = slide(pool, arena, spaceAt, "up", false);
-  return down.movedBytes <= up.movedBytes ? slide(pool, arena, spaceAt, "down", true) : slide(pool, arena, spaceAt, "up", true);
+export function compact(pool: PagePool, arena: WeightArena, spaces: readonly KvSpaceImpl[]): CompactionResult {
+  // The slide reads the map only ahead of its cursor, where moves never write, so one map serves
+  // both dry runs and the real one.
+  const map = buildOwnership(pool, arena, spaces, null);
+  const spaceAt = (slot: number): KvSpaceImpl => {
+    const s = spaces.find((x) => x.slot === slot);
+    if (s === undefined) throw internal(`page owned by unknown space slot ${slot}`);
+    return s;
+  };
+  const down = slide(pool, map, arena, spaceAt, "down", false);
+  const up = slide(pool, map, arena, spaceAt, "up", false);
+  return slide(pool, map, arena, spaceAt, down.movedBytes <= up.movedBytes ? "down" : "up", true);
 }
 
 /** With apply = false only counts the bytes a slide would copy. */
 function slide(
   pool: PagePool,
+  map: Ownership,
   arena: WeightArena,
   spaceAt: (slot: number) => KvSpaceImpl,
   dir: Direction,
@@ -51,13 +61,13 @@ function slide(
   let dst = dir === "down" ? 0 : total;
   let p = dir === "down" ? 0 : total - 1;
   while (dir === "down" ? p < total : p >= 0) {
-    const owner = pool.owner[p]!;
+    const owner = map.owner[p]!;
     if (owner === OWNER_FREE) {
       p += dir === "down" ? 1 : -1;
       continue;
     }
     if (owner === OWNER_WEIGHTS) {
-      const region = arena.atSlot(pool.tag[p]!);
+      const region = arena.atSlot(map.tag[p]!);
       const len = region.numPages;
       const first = dir === "down" ? p : p - len + 1;
       if (region.firstPage !== first) throw internal(`weight region of ${region.modelId} not where its pages say`);
@@ -76,7 +86,7 @@ function slide(
     const target = dir === "down" ? dst : dst - 1;
     if (target !== p) {
       movedBytes += pool.pageBytes;
-      if (apply) moveKvPage(pool, spaceAt(owner), p, target);
+      if (apply) moveKvPage(pool, spaceAt(owner), map.tag[p]!, p, target);
     }
     dst = dir === "down" ? dst + 1 : dst - 1;
     p += dir === "down" ? 1 : -1;
@@ -84,12 +94,10 @@ function slide(
   return { movedBytes, weightMoves: moves };
 }
 
-function moveKvPage(pool: PagePool, space: KvSpaceImpl, src: number, dst: number): void {
-  const vp = pool.tag[src]!;
+function moveKvPage(pool: PagePool, space: KvSpaceImpl, vp: number, src: number, dst: number): void {
   if (vp < 0) throw internal(`reserved KV page ${src} present during compaction`);
   pool.copyPages(src, dst, pool.pageBytes);
-  const owner = pool.owner[src]!;
   pool.release(src);
-  pool.take(dst, owner, vp);
+  pool.take(dst);
   space.relocate(vp, dst);
 }

@@ -163,7 +163,7 @@ export class DeviceMemory implements DeviceMemoryApi, SpaceHost {
     }
     if (first < 0) {
       this.releaseAllReserved();
-      const result = compact(pool, this.arena, (slot) => this.spaceAtSlot(slot));
+      const result = compact(pool, this.arena, this.liveSpaces());
       this.numCompactions++;
       this.compactionMovedBytes += result.movedBytes;
       first = pool.findFreeRunFromTop(numPages);
@@ -220,7 +220,7 @@ export class DeviceMemory implements DeviceMemoryApi, SpaceHost {
       settings: this.settings,
       pool: this.pool,
       arena: this.arena,
-      liveSpaces: this.spaces.filter((s): s is KvSpaceImpl => s !== null),
+      liveSpaces: this.liveSpaces(),
       totalReservedPages: this.totalReservedPages,
       numCompactions: this.numCompactions,
       compactionMovedBytes: this.compactionMovedBytes,
@@ -231,10 +231,8 @@ export class DeviceMemory implements DeviceMemoryApi, SpaceHost {
     for (const s of this.spaces) if (s !== null) s.releaseAllReserved();
   }
 
-  private spaceAtSlot(slot: number): KvSpaceImpl {
-    const s = this.spaces[slot];
-    if (s === undefined || s === null) throw internal(`page owned by empty space slot ${slot}`);
-    return s;
+  private liveSpaces(): KvSpaceImpl[] {
+    return this.spaces.filter((s): s is KvSpaceImpl => s !== null);
   }
 
   private ownSpace(space: KvSpace): KvSpaceImpl {

@@ -23,7 +23,8 @@
 import { PrismError } from "../core/errors.ts";
 import type { BlockId, ModelId } from "../core/ids.ts";
 import type { KvSpace, SetLimitResult, SetLimitStatus, SpaceSnapshot } from "./types.ts";
-import { internal, popcount32, TAG_RESERVED, type PagePool } from "./page-pool.ts";
+import { internal, popcount32, type PagePool } from "./page-pool.ts";
+import { TAG_RESERVED, type PageHolder } from "./ownership.ts";
 
 /** What a KV space needs from its device. Implemented by DeviceMemory. */
 export interface SpaceHost {
@@ -49,14 +50,14 @@ export interface KvGeometry {
 
 const INITIAL_VIRTUAL_PAGES = 16;
 
-export class KvSpaceImpl implements KvSpace {
+export class KvSpaceImpl implements KvSpace, PageHolder {
   readonly modelId: ModelId;
   readonly blockTokens: number;
   readonly blockBytes: number;
   readonly blocksPerPage: number;
   readonly bytesPerTokenPerLayer: number;
   readonly numLayers: number;
-  /** owner[] value of this space's pages in the pool. */
+  /** Owner id of this space's pages in the ownership map (slot in DeviceMemory's space table). */
   readonly slot: number;
 
   private readonly host: SpaceHost;
@@ -364,9 +365,17 @@ export class KvSpaceImpl implements KvSpace {
     };
   }
 
+  /** List every page this space holds (ownership map for compaction and audit). */
+  claimPages(claim: (page: number, owner: number, tag: number) => void): void {
+    for (let vp = 0; vp < this.highWater; vp++) {
+      const p = this.virtToPhys[vp]!;
+      if (p >= 0) claim(p, this.slot, vp);
+    }
+    for (let i = 0; i < this.numReserved; i++) claim(this.reserved[i]!, this.slot, TAG_RESERVED);
+  }
+
   /** Recompute every counter from the tables and report mismatches (tests, debugging). */
   audit(problems: string[]): void {
-    const pool = this.pool;
     let usedPages = 0;
     let usedBlocks = 0;
     let freeSlots = 0;
@@ -374,7 +383,6 @@ export class KvSpaceImpl implements KvSpace {
       const p = this.virtToPhys[vp]!;
       if (p < 0) continue;
       usedPages++;
-      if (pool.owner[p] !== this.slot || pool.tag[p] !== vp) problems.push(`${this.modelId}: vp ${vp} → page ${p} not owned back`);
       let used = 0;
       for (let w = 0; w < this.wordsPerPage; w++) used += popcount32(this.usedBits[vp * this.wordsPerPage + w]!);
       if (used === 0) problems.push(`${this.modelId}: mapped vp ${vp} has no used block`);
@@ -397,10 +405,6 @@ export class KvSpaceImpl implements KvSpace {
       if (this.virtToPhys[vp]! >= 0 && c > 0 && c < this.blocksPerPage) partial++;
     }
     if (partial !== inBuckets) problems.push(`${this.modelId}: ${partial} partial pages, ${inBuckets} in buckets`);
-    for (let i = 0; i < this.numReserved; i++) {
-      const p = this.reserved[i]!;
-      if (pool.owner[p] !== this.slot || pool.tag[p] !== TAG_RESERVED) problems.push(`${this.modelId}: reserved page ${p} not owned back`);
-    }
     if (usedPages !== this.numUsedPages) problems.push(`${this.modelId}: usedPages ${this.numUsedPages} vs ${usedPages}`);
     if (usedBlocks !== this.numUsedBlocks) problems.push(`${this.modelId}: usedBlocks ${this.numUsedBlocks} vs ${usedBlocks}`);
     if (freeSlots !== this.numFreeSlots) problems.push(`${this.modelId}: freeSlots ${this.numFreeSlots} vs ${freeSlots}`);
@@ -473,7 +477,7 @@ export class KvSpaceImpl implements KvSpace {
       phys = this.reserved[--this.numReserved]!;
       this.host.totalReservedPages--;
     } else if (this.pool.freePages > this.host.headroomPages) {
-      phys = this.pool.takeLowestFree(this.slot, 0);
+      phys = this.pool.takeLowestFree();
     } else {
       phys = this.host.stealReservedPage(this);
     }
@@ -482,8 +486,6 @@ export class KvSpaceImpl implements KvSpace {
     this.virtToPhys[vp] = phys;
     this.freeCount[vp] = this.blocksPerPage;
     this.usedBits.fill(0, vp * this.wordsPerPage, (vp + 1) * this.wordsPerPage);
-    this.pool.owner[phys] = this.slot;
-    this.pool.tag[phys] = vp;
     this.numUsedPages++;
     return vp;
   }
@@ -497,7 +499,7 @@ export class KvSpaceImpl implements KvSpace {
       this.numUsedPages + this.numReserved < this.limitPagesValue &&
       this.pool.freePages > host.headroomPages
     ) {
-      this.reserved[this.numReserved++] = this.pool.takeLowestFree(this.slot, TAG_RESERVED);
+      this.reserved[this.numReserved++] = this.pool.takeLowestFree();
       host.totalReservedPages++;
     }
   }
@@ -510,7 +512,6 @@ export class KvSpaceImpl implements KvSpace {
     this.numUsedPages--;
     if (!this.inShrinkValue && this.numReserved < this.host.maxReservedPages) {
       this.reserved[this.numReserved++] = phys;
-      this.pool.tag[phys] = TAG_RESERVED;
       this.host.totalReservedPages++;
     } else {
       this.pool.release(phys);

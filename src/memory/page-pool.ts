@@ -1,21 +1,16 @@
 /**
- * Physical pages of one device: who owns each page, which pages are free, and (when backed) the
- * bytes. Knows nothing about blocks or limits; DeviceMemory, KvSpaceImpl and the weight arena
- * decide, this file only records and copies.
+ * Physical pages of one device: which pages are free, and (when backed) the bytes. Knows nothing
+ * about owners, blocks or limits; DeviceMemory, KvSpaceImpl and the weight arena decide and keep
+ * their own page lists, this file only records the free set and copies bytes.
  *
  * The free set is a bitmap rather than a stack so that two directions are cheap: KV pages are taken
  * lowest-first (`takeLowestFree`) and weight regions are placed highest-first (`findFreeRunFromTop`),
  * which keeps KV at the bottom and weights at the top and leaves one free gap in between; that is
- * what keeps most weight loads from needing a compaction.
+ * what keeps most weight loads from needing a compaction. One bit per page is also what lets the
+ * simulator hold thousands of 80 GB accounting-only devices (40,960 × 2 MiB pages = 5 KiB each):
+ * the page → owner map is rebuilt only when a compaction or an audit needs it (ownership.ts).
  */
 import { PrismError } from "../core/errors.ts";
-
-/** owner[] value of a free page. */
-export const OWNER_FREE = -1;
-/** owner[] value of a page inside a weight region. */
-export const OWNER_WEIGHTS = -2;
-/** tag[] value of a KV page that is mapped but idle (in its space's reserved pool). */
-export const TAG_RESERVED = -1;
 
 export class PagePool {
   readonly totalPages: number;
@@ -23,10 +18,6 @@ export class PagePool {
   readonly prefixBytes: number;
   /** View over the whole WebAssembly.Memory (prefix included), or null in accounting-only mode. */
   readonly bytes: Uint8Array | null;
-  /** Per physical page: OWNER_FREE, OWNER_WEIGHTS, or the slot of the KV space that maps it. */
-  readonly owner: Int32Array;
-  /** Per physical page: KV → virtual page index (TAG_RESERVED when idle); weights → region slot. */
-  readonly tag: Int32Array;
   /** Bit p set ⇔ page p is free. Bits past totalPages stay clear. */
   private readonly freeBits: Uint32Array;
   /** No free page lies in a word below this one. */
@@ -38,8 +29,6 @@ export class PagePool {
     this.pageBytes = pageBytes;
     this.prefixBytes = prefixBytes;
     this.bytes = bytes;
-    this.owner = new Int32Array(totalPages).fill(OWNER_FREE);
-    this.tag = new Int32Array(totalPages);
     this.freeBits = new Uint32Array(Math.ceil(totalPages / 32));
     const fullWords = totalPages >>> 5;
     this.freeBits.fill(0xffffffff, 0, fullWords);
@@ -60,15 +49,15 @@ export class PagePool {
     return this.prefixBytes + page * this.pageBytes;
   }
 
-  /** Take the lowest free page for `owner`/`tag`; -1 when none is free. */
-  takeLowestFree(owner: number, tag: number): number {
+  /** Take the lowest free page; -1 when none is free. */
+  takeLowestFree(): number {
     const bits = this.freeBits;
     for (let w = this.lowWord; w < bits.length; w++) {
       const x = bits[w]!;
       if (x !== 0) {
         this.lowWord = w;
         const page = (w << 5) | (31 - Math.clz32(x & -x));
-        this.take(page, owner, tag);
+        this.take(page);
         return page;
       }
     }
@@ -77,14 +66,12 @@ export class PagePool {
   }
 
   /** Take a specific free page. */
-  take(page: number, owner: number, tag: number): void {
+  take(page: number): void {
     const w = page >>> 5;
     const bit = 1 << (page & 31);
     if ((this.freeBits[w]! & bit) === 0) throw internal(`page ${page} taken twice`);
     this.freeBits[w] = this.freeBits[w]! & ~bit;
     this.numFree--;
-    this.owner[page] = owner;
-    this.tag[page] = tag;
   }
 
   release(page: number): void {
@@ -93,8 +80,6 @@ export class PagePool {
     if ((this.freeBits[w]! & bit) !== 0) throw internal(`page ${page} released twice`);
     this.freeBits[w] = this.freeBits[w]! | bit;
     this.numFree++;
-    this.owner[page] = OWNER_FREE;
-    this.tag[page] = 0;
     if (w < this.lowWord) this.lowWord = w;
   }
 

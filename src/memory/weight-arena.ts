@@ -6,13 +6,13 @@
  */
 import type { ModelId } from "../core/ids.ts";
 import type { WeightRegion } from "./types.ts";
-import { internal, OWNER_WEIGHTS, type PagePool } from "./page-pool.ts";
+import { internal, type PagePool } from "./page-pool.ts";
 
 export class WeightRegionImpl implements WeightRegion {
   readonly modelId: ModelId;
   readonly bytes: number;
   readonly numPages: number;
-  /** Index in WeightArena.bySlot; the pool tags the region's pages with it. */
+  /** Index in WeightArena.bySlot (the ownership map tags the region's pages with it). */
   readonly slot: number;
   /** Moves only inside a compaction. */
   firstPage: number;
@@ -68,7 +68,7 @@ export class WeightArena {
     let slot = this.bySlot.indexOf(null);
     if (slot < 0) slot = this.bySlot.length;
     const region = new WeightRegionImpl(this.pool, modelId, bytes, numPages, slot, firstPage);
-    for (let p = firstPage; p < firstPage + numPages; p++) this.pool.take(p, OWNER_WEIGHTS, slot);
+    for (let p = firstPage; p < firstPage + numPages; p++) this.pool.take(p);
     this.bySlot[slot] = region;
     this.byModel.set(modelId, region);
     this.numWeightPages += numPages;
@@ -87,7 +87,7 @@ export class WeightArena {
     const pool = this.pool;
     pool.copyPages(region.firstPage, newFirstPage, region.bytes);
     for (let p = region.firstPage; p < region.firstPage + region.numPages; p++) pool.release(p);
-    for (let p = newFirstPage; p < newFirstPage + region.numPages; p++) pool.take(p, OWNER_WEIGHTS, region.slot);
+    for (let p = newFirstPage; p < newFirstPage + region.numPages; p++) pool.take(p);
     region.firstPage = newFirstPage;
   }
 }
