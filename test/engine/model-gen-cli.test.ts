@@ -9,6 +9,8 @@ import { Command } from "commander";
 import { isPrismError, type ErrorCode } from "../../src/core/errors.ts";
 import { register } from "../../src/cli/commands/model.ts";
 import { generateRandomModel } from "../../src/engine/model/generate.ts";
+import { ggufToWriterInput, gv, parseGguf, writeGguf } from "../../src/engine/gguf/index.ts";
+import { writeFileSync } from "node:fs";
 import { SHAPES } from "../../src/engine/model/shapes.ts";
 
 const MODELS = new URL("../../../shared/models/", import.meta.url);
@@ -63,6 +65,15 @@ test("model info summarises the tensor types of a mixed Q8_0/F16/F32 file", asyn
   const path = join(dir, "mixed.gguf");
   await run("model", "gen", "--shape", "stories260K", "--dtype", "q8_0", "--out", path);
   assert.match(await run("model", "info", path), /tensor types: Q8_0 ×\d+ \(\d+ bytes\), F32 ×\d+ \(\d+ bytes\), F16 ×5/);
+});
+
+test("model info reports why Prism cannot serve a file instead of failing", async () => {
+  const w = ggufToWriterInput(parseGguf(generateRandomModel({ shape: SHAPES.tiny!, dtype: "f32", seed: 1 }), "t.gguf"));
+  const path = join(dir, "falcon.gguf");
+  writeFileSync(path, writeGguf({ ...w, metadata: w.metadata.map(([k, v]) => [k, k === "general.architecture" ? gv.str("falcon") : v] as const) }));
+  const info = await run("model", "info", path);
+  assert.match(info, /architecture: falcon/);
+  assert.match(info, /not loadable: PRISM_GGUF_UNSUPPORTED_ARCH: .*'falcon'/);
 });
 
 test("bad flags are PRISM_CLI_USAGE / PRISM_MODEL_SHAPE_INVALID; missing inputs PRISM_FILE_NOT_FOUND", async () => {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 import { parseGguf } from "../../src/engine/gguf/index.ts";
 import { generateRandomModel, type WeightDtype } from "../../src/engine/model/generate.ts";
 import { parseShape, SHAPES, type ModelShape } from "../../src/engine/model/shapes.ts";
@@ -30,13 +30,13 @@ async function loadAndGenerate(shape: ModelShape, dtype: WeightDtype): Promise<v
     const ctx = await model.createContext({ contextSize: 64, sequences: 1, threads: 1 });
     try {
       const out: number[] = [];
-      for await (const t of ctx.getSequence().evaluate([tok.bosId, ...ids], { temperature: 0, yieldEogToken: true })) {
+      for await (const t of ctx.getSequence().evaluate([tok.bosId, ...ids] as Token[], { temperature: 0, yieldEogToken: true })) {
         out.push(t);
         if (out.length >= 6) break;
       }
       assert.equal(out.length, 6, `${shape.name} ${dtype}: llama.cpp generated ${out.length} tokens`);
       for (const t of out) assert.ok(t >= 0 && t < shape.vocabSize);
-      assert.equal(model.detokenize(out), tok.decode(out));
+      assert.equal(model.detokenize(out as Token[]), tok.decode(out));
     } finally {
       await ctx.dispose();
     }

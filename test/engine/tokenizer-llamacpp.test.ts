@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
-import { getLlama, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type LlamaModel, type Token } from "node-llama-cpp";
 import { parseGguf } from "../../src/engine/gguf/index.ts";
 import { generateRandomModel } from "../../src/engine/model/generate.ts";
 import { SHAPES } from "../../src/engine/model/shapes.ts";
@@ -45,7 +45,7 @@ async function crossCheck(label: string, path: string, bytes: Uint8Array): Promi
     );
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: tok.vocabSize - 1 }), { maxLength: 20 }), fc.boolean(), (ids, special) => {
-        assert.equal(tok.decode(ids, { special }), model.detokenize(ids, special), `${label}: decode [${ids.join(", ")}] special=${special}`);
+        assert.equal(tok.decode(ids, { special }), model.detokenize(ids as Token[], special), `${label}: decode [${ids.join(", ")}] special=${special}`);
       }),
       { numRuns: 400, seed: 6 },
     );

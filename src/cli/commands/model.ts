@@ -7,7 +7,8 @@ import { basename } from "node:path";
 import { PrismError, isPrismError } from "../../core/errors.ts";
 import { readGgufFile } from "../../engine/gguf/reader.ts";
 import { ggmlTypeName, type GgufFile } from "../../engine/gguf/types.ts";
-import { llamaConfigFromGguf, parameterCount, forwardSupportGap, type LlamaConfig } from "../../engine/model/config.ts";
+import { llamaConfigFromGguf, parameterCount, type LlamaConfig } from "../../engine/model/config.ts";
+import { Tokenizer } from "../../engine/tokenizer/tokenizer.ts";
 import { convertLlama2c, generateRandomModel, WEIGHT_DTYPES, type WeightDtype } from "../../engine/model/generate.ts";
 import { parseShape, SHAPES } from "../../engine/model/shapes.ts";
 
@@ -126,7 +127,7 @@ export interface GgufSummary {
   architecture: string | null;
   name: string | null;
   config: LlamaConfig | null;
-  /** Why the file cannot be used as a Prism model (config error or unsupported forward), or null. */
+  /** Why Prism cannot serve the file (config or tokenizer error), or null. */
   problem: string | null;
   parameters: number | null;
   tensorTypes: Record<string, { count: number; bytes: number }>;
@@ -138,7 +139,7 @@ export function describeGguf(f: GgufFile): GgufSummary {
   let problem: string | null = null;
   try {
     config = llamaConfigFromGguf(f);
-    problem = forwardSupportGap(config);
+    Tokenizer.fromGguf(f);
   } catch (e) {
     if (!isPrismError(e)) throw e;
     problem = `${e.code}: ${e.message}`;

@@ -2,9 +2,9 @@
  * Model hyper-parameters and tensor names of a Llama-family GGUF. Called once at load time by the weight loader and
  * the executor; also the single source of truth for tensor names and dims used by the generator and the converter.
  *
- * Architectures: "llama" (what the forward pass implements) and "qwen2", which is accepted *structurally* only
- * (q/k/v biases → `qkvBias: true`; GPT-2-style BPE tokenizer). The forward pass and the Tokenizer do not support
- * qwen2 yet: `forwardSupportGap(cfg)` returns the reason to show the user.
+ * Architectures: "llama" and "qwen2". qwen2 differs structurally by q/k/v biases (`qkvBias: true`) and NEOX RoPE
+ * (the weight loader handles that); its GPT-2-style BPE vocabulary (`tokenizer.ggml.model = "gpt2"`) is not
+ * implemented by Tokenizer, which says so with PRISM_GGUF_UNSUPPORTED_TOKENIZER.
  */
 import { PrismError } from "../../core/errors.ts";
 import { metaBool, metaNumber, metaString, metaStrings } from "../gguf/reader.ts";
@@ -211,17 +211,6 @@ export function llamaConfigFromGguf(f: GgufFile): LlamaConfig {
     }
   }
   return cfg;
-}
-
-/**
- * Why Prism's forward pass cannot run this config yet, or null when it can. Loaders call this right after
- * llamaConfigFromGguf and throw PRISM_GGUF_UNSUPPORTED_ARCH with the returned text.
- */
-export function forwardSupportGap(cfg: LlamaConfig): string | null {
-  if (cfg.arch === "qwen2" || cfg.qkvBias) {
-    return `${cfg.name}: architecture '${cfg.arch}' with q/k/v biases is parsed but not yet supported by Prism's forward pass or tokenizer`;
-  }
-  return null;
 }
 
 /** Parameter count (weights only). */
