@@ -23,6 +23,7 @@ import type { Executor, ModelProfile, SampledToken, SeqStep, StepPlan, StepResul
 import { parseGguf, readGgufFile } from "../gguf/reader.ts";
 import type { GgufFile } from "../gguf/types.ts";
 import { KERNEL_RESERVED_BYTES, createTsKernels, createWasmKernels, type Kernels } from "../kernels/types.ts";
+import { createParallelKernels } from "../runtime/parallel-kernels.ts";
 import { Sampler } from "../sampler/sampler.ts";
 import { validateSampling } from "../sampler/validate.ts";
 import { llamaConfigFromGguf, type LlamaConfig } from "./config.ts";
@@ -53,6 +54,13 @@ export interface EngineExecutorOptions extends StepBudget {
   readonly prefixBytes: number;
   /** Kernel implementation; default "wasm". */
   readonly kernels?: "wasm" | "ts";
+  /**
+   * 1 = split large matmuls with one helper thread (needs a shared memory); default 0. See
+   * runtime/parallel-kernels.ts for when it pays.
+   */
+  readonly helperThreads?: 0 | 1;
+  /** Matmuls below this many multiply-adds stay on the calling thread (default: the runtime's). */
+  readonly minParallelMacs?: number;
   /** Models to register up front. */
   readonly models?: readonly EngineModelSource[];
 }
@@ -144,6 +152,8 @@ export class EngineExecutor implements Executor {
     readonly prefixBytes: number,
     private readonly kernels: Kernels,
     budget: StepBudget,
+    /** Called by close() (stops a matmul helper thread). */
+    private readonly releaseKernels: () => Promise<void> = async () => {},
   ) {
     this.kind = kernels.name;
     this.budget = {
@@ -437,8 +447,10 @@ export class EngineExecutor implements Executor {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     for (const e of this.models.values()) e.regionOffset = -1;
+    await this.releaseKernels();
   }
 }
 
@@ -447,8 +459,22 @@ export class EngineExecutor implements Executor {
  * runtime can call it inside a worker thread with the shared WebAssembly.Memory.
  */
 export async function createEngineExecutor(opts: EngineExecutorOptions): Promise<EngineExecutor> {
-  const kernels = opts.kernels === "ts" ? createTsKernels(opts.memory) : await createWasmKernels(opts.memory);
-  const ex = new EngineExecutor(opts.memory, opts.prefixBytes, kernels, opts);
-  for (const m of opts.models ?? []) await ex.registerModel(m);
+  const base = opts.kernels === "ts" ? createTsKernels(opts.memory) : await createWasmKernels(opts.memory);
+  let ex: EngineExecutor;
+  if ((opts.helperThreads ?? 0) > 0) {
+    const pk = await createParallelKernels(base, opts.memory, {
+      helperThreads: 1,
+      ...(opts.minParallelMacs !== undefined ? { minMacs: opts.minParallelMacs } : {}),
+    });
+    ex = new EngineExecutor(opts.memory, opts.prefixBytes, pk, opts, () => pk.close());
+  } else {
+    ex = new EngineExecutor(opts.memory, opts.prefixBytes, base, opts);
+  }
+  try {
+    for (const m of opts.models ?? []) await ex.registerModel(m);
+  } catch (e) {
+    await ex.close();
+    throw e;
+  }
   return ex;
 }
