@@ -1,16 +1,25 @@
 /**
  * The control block shared by the engine thread and its matmul helper thread (an Int32Array over a
- * SharedArrayBuffer, separate from the device memory). The engine thread posts a job by writing the
- * arguments, resetting the column dispenser and bumping JOB_SEQ; both threads then take column
- * chunks from NEXT_COL with Atomics.add until none are left; the helper acknowledges with DONE_SEQ.
+ * SharedArrayBuffer, separate from the device memory).
+ *
+ * Protocol (one job = one matmul cut into numChunks column chunks):
+ * - The engine thread, with the previous job complete, writes the arguments, zeroes DONE, stores
+ *   CLAIM = pack(job, numChunks, 0), bumps JOB_SEQ and notifies it (a wake-up hint only).
+ * - Both threads claim chunks with Atomics.add(CLAIM, 1). The returned word carries the chunk count,
+ *   so a claim is judged without reading the arguments: idx ≥ numChunks means "no work" (this is
+ *   also what a helper that slept through whole jobs gets, so it never reads torn arguments). A
+ *   valid claim pins its job — the job cannot complete before the claimed chunk is counted in DONE
+ *   — so the arguments it then reads are stable.
+ * - The engine thread returns once DONE = numChunks. It never waits for a helper that claimed
+ *   nothing: a helper descheduled by the OS costs nothing but its share of the parallelism.
  */
 export const Ctl = {
-  /** Job number, bumped by the engine thread for each parallel matmul (helper waits on it). */
+  /** Job number, bumped per parallel matmul (the helper sleeps on it). */
   JOB_SEQ: 0,
-  /** Last job number the helper finished (engine thread waits on it). */
-  DONE_SEQ: 1,
-  /** Next unclaimed output column of the current job. */
-  NEXT_COL: 2,
+  /** Claim word: job (12 bits) | numChunks (8 bits) | next chunk index (12 bits). */
+  CLAIM: 1,
+  /** Chunks of the current job finished (by either thread). */
+  DONE: 2,
   OUT: 3,
   X: 4,
   W: 5,
@@ -18,11 +27,24 @@ export const Ctl = {
   NUM_ROWS: 7,
   IN_DIM: 8,
   OUT_DIM: 9,
-  O_END: 10,
-  CHUNK: 11,
+  O_START: 10,
+  O_END: 11,
+  CHUNK_COLS: 12,
   /** 1 = helper must exit at the next JOB_SEQ change. */
-  STOP: 12,
+  STOP: 13,
   /** Chunks the helper computed (stats, written by the helper only). */
-  HELPER_CHUNKS: 13,
+  HELPER_CHUNKS: 14,
   SIZE: 16,
 } as const;
+
+export const MAX_CHUNKS = 255;
+
+export function packClaim(job: number, numChunks: number): number {
+  return (((job & 0xfff) << 20) | (numChunks << 12)) | 0;
+}
+export function claimIndex(word: number): number {
+  return word & 0xfff;
+}
+export function claimChunks(word: number): number {
+  return (word >>> 12) & 0xff;
+}

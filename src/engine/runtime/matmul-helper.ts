@@ -1,13 +1,13 @@
 /**
  * Entry of the matmul helper thread (started through bootstrap.mjs by parallel-kernels.ts). It
  * binds its own kernel instance to the shared device memory and then serves jobs from the control
- * block forever: spin briefly after each job (the next matmul of a forward pass usually follows
- * within microseconds), then sleep in Atomics.wait. It never touches the event loop again.
+ * block forever (protocol in matmul-control.ts): spin briefly after each job (the next matmul of a
+ * forward pass usually follows within microseconds), then sleep in Atomics.wait.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { createTsKernels } from "../kernels/ts-kernels.ts";
 import { createWasmKernels } from "../kernels/wasm-kernels.ts";
-import { Ctl } from "./matmul-control.ts";
+import { Ctl, claimChunks, claimIndex } from "./matmul-control.ts";
 
 interface HelperData {
   readonly memory: WebAssembly.Memory;
@@ -28,26 +28,26 @@ for (;;) {
   if (seq === lastSeq) {
     const spinUntil = performance.now() + data.spinUs / 1000;
     for (let i = 1; seq === lastSeq; i++) {
-      if ((i & 255) === 0 && performance.now() > spinUntil) {
-        Atomics.wait(ctl, Ctl.JOB_SEQ, lastSeq);
-      }
+      if ((i & 255) === 0 && performance.now() > spinUntil) Atomics.wait(ctl, Ctl.JOB_SEQ, lastSeq);
       seq = Atomics.load(ctl, Ctl.JOB_SEQ);
     }
   }
   lastSeq = seq;
   if (Atomics.load(ctl, Ctl.STOP) === 1) break;
-  const oEnd = args[Ctl.O_END]!;
-  const chunk = args[Ctl.CHUNK]!;
   let chunks = 0;
   for (;;) {
-    const c = Atomics.add(ctl, Ctl.NEXT_COL, chunk) >>> 0;
-    if (c >= oEnd) break;
+    const word = Atomics.add(ctl, Ctl.CLAIM, 1);
+    const idx = claimIndex(word);
+    if (idx >= claimChunks(word)) break;
+    // A valid claim pins the job, so these arguments belong to it.
+    const chunkCols = args[Ctl.CHUNK_COLS]!;
+    const c = args[Ctl.O_START]! + idx * chunkCols;
     kernels.matmul(args[Ctl.OUT]!, args[Ctl.X]!, args[Ctl.W]!, args[Ctl.W_TYPE]!, args[Ctl.NUM_ROWS]!,
-      args[Ctl.IN_DIM]!, args[Ctl.OUT_DIM]!, c, Math.min(c + chunk, oEnd));
+      args[Ctl.IN_DIM]!, args[Ctl.OUT_DIM]!, c, Math.min(c + chunkCols, args[Ctl.O_END]!));
     chunks++;
+    Atomics.add(ctl, Ctl.DONE, 1);
+    Atomics.notify(ctl, Ctl.DONE);
   }
-  ctl[Ctl.HELPER_CHUNKS] = (ctl[Ctl.HELPER_CHUNKS]! + chunks) | 0;
-  Atomics.store(ctl, Ctl.DONE_SEQ, seq);
-  Atomics.notify(ctl, Ctl.DONE_SEQ);
+  if (chunks > 0) ctl[Ctl.HELPER_CHUNKS] = (ctl[Ctl.HELPER_CHUNKS]! + chunks) | 0;
 }
 process.exit(0);

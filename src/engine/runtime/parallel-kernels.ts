@@ -13,7 +13,7 @@
  */
 import { PrismError } from "../../core/errors.ts";
 import type { Kernels } from "../kernels/types.ts";
-import { Ctl } from "./matmul-control.ts";
+import { Ctl, claimIndex, packClaim } from "./matmul-control.ts";
 import { spawnTsWorker } from "./spawn.ts";
 import type { Worker } from "node:worker_threads";
 
@@ -30,7 +30,7 @@ export interface ParallelKernelsOptions {
 
 /** Measured on the 2-vCPU dev VM (bench/kernels.bench.ts): below ~150k MACs two threads lose. */
 export const DEFAULT_MIN_PARALLEL_MACS = 200_000;
-/** A job is cut into about this many chunks (both threads together). */
+/** A job is cut into about this many chunks (both threads together); well below MAX_CHUNKS. */
 const CHUNKS_PER_JOB = 16;
 /** A helper that has not finished its chunk after this long is presumed dead. */
 const HELPER_TIMEOUT_MS = 10_000;
@@ -90,7 +90,8 @@ class ParallelMatmulKernels implements ParallelKernels {
     }
     this.parallel++;
     // Chunks are multiples of 4 columns so both threads stay on the kernels' full tiles.
-    const chunk = Math.max(4, Math.ceil(cols / CHUNKS_PER_JOB / 4) * 4);
+    const chunkCols = Math.max(4, Math.ceil(cols / CHUNKS_PER_JOB / 4) * 4);
+    const numChunks = Math.ceil(cols / chunkCols);
     const { ctl, args } = this;
     args[Ctl.OUT] = out;
     args[Ctl.X] = x;
@@ -99,28 +100,35 @@ class ParallelMatmulKernels implements ParallelKernels {
     args[Ctl.NUM_ROWS] = numRows;
     args[Ctl.IN_DIM] = inDim;
     args[Ctl.OUT_DIM] = outDim;
+    args[Ctl.O_START] = oStart;
     args[Ctl.O_END] = oEnd;
-    args[Ctl.CHUNK] = chunk;
-    Atomics.store(ctl, Ctl.NEXT_COL, oStart);
+    args[Ctl.CHUNK_COLS] = chunkCols;
     const seq = (this.seq = (this.seq + 1) | 0);
+    Atomics.store(ctl, Ctl.DONE, 0);
+    Atomics.store(ctl, Ctl.CLAIM, packClaim(seq, numChunks));
     Atomics.store(ctl, Ctl.JOB_SEQ, seq);
     Atomics.notify(ctl, Ctl.JOB_SEQ);
+    let mine = 0;
     for (;;) {
-      const c = Atomics.add(ctl, Ctl.NEXT_COL, chunk) >>> 0;
-      if (c >= oEnd) break;
-      this.base.matmul(out, x, w, wType, numRows, inDim, outDim, c, Math.min(c + chunk, oEnd));
+      const idx = claimIndex(Atomics.add(ctl, Ctl.CLAIM, 1));
+      if (idx >= numChunks) break;
+      const c = oStart + idx * chunkCols;
+      this.base.matmul(out, x, w, wType, numRows, inDim, outDim, c, Math.min(c + chunkCols, oEnd));
+      mine++;
     }
-    if (Atomics.load(ctl, Ctl.DONE_SEQ) === seq) return;
+    // Chunks the helper claimed but has not finished yet (0 if it claimed nothing).
+    const done = Atomics.add(ctl, Ctl.DONE, mine) + mine;
+    if (done === numChunks) return;
     const spinUntil = performance.now() + this.waitSpinMs;
     let sleptMs = 0;
-    for (let i = 1; Atomics.load(ctl, Ctl.DONE_SEQ) !== seq; i++) {
+    for (let i = 1; ; i++) {
+      const seen = Atomics.load(ctl, Ctl.DONE);
+      if (seen === numChunks) return;
       if ((i & 255) !== 0 || performance.now() < spinUntil) continue;
-      const seen = Atomics.load(ctl, Ctl.DONE_SEQ);
-      if (seen === seq) break;
-      if (Atomics.wait(ctl, Ctl.DONE_SEQ, seen, 100) === "timed-out") {
+      if (Atomics.wait(ctl, Ctl.DONE, seen, 100) === "timed-out") {
         sleptMs += 100;
         if (sleptMs >= HELPER_TIMEOUT_MS) {
-          throw new PrismError("PRISM_ENGINE_WORKER_DIED", `matmul helper thread did not finish job ${seq} within ${HELPER_TIMEOUT_MS} ms`, { job: seq });
+          throw new PrismError("PRISM_ENGINE_WORKER_DIED", `matmul helper thread did not finish its chunk of job ${seq} within ${HELPER_TIMEOUT_MS} ms`, { job: seq });
         }
       }
     }
