@@ -87,6 +87,7 @@ export class DeviceScheduler {
   private readonly pageBytes: number;
   /** Pages any KV space may use when no weights are resident (total − headroom). */
   private readonly kvCapacityPages: number;
+  private readonly headroomPages: number;
 
   /** Dense by ModelEntry.index; null = removed slot (indexes are never reused while requests exist). */
   private readonly models: (ModelEntry | null)[] = [];
@@ -142,6 +143,7 @@ export class DeviceScheduler {
     const snap = opts.memory.snapshot();
     this.pageBytes = snap.pageBytes;
     this.kvCapacityPages = snap.totalPages - snap.headroomPages;
+    this.headroomPages = snap.headroomPages;
     this.plan = new MutablePlan(opts.deviceId);
     this.stepAction = Object.freeze({ kind: "step", plan: this.plan });
     this.record = new StepRecordImpl(opts.deviceId);
@@ -748,7 +750,7 @@ export class DeviceScheduler {
   private promoteLate(nowMs: number): void {
     const abort = this.config.abortUnreachable;
     for (const m of this.models) {
-      if (m === null || m.queue.onTime.size === 0) continue;
+      if (m === null || m.queue.onTime.size + m.queue.late.size === 0) continue;
       m.queue.promoteLate(nowMs, abort ? (r) => this.abortUnreachable(r, m, nowMs) : null);
     }
   }
@@ -798,8 +800,12 @@ export class DeviceScheduler {
       if (manual) m.loadRequested = false;
       return null;
     }
-    const needBytes = m.weightPages * this.pageBytes;
-    if (this.memory.maxWeightBytes() >= needBytes) {
+    // Weights plus KV room for the request that wants them (KV may not map into the headroom), so an
+    // activation never leaves the model unable to run its first request.
+    const head = m.queue.refreshHead(nowMs);
+    const kvBlocks = head === null ? 1 : this.blocksFor(Math.min(head.numTokens + 1, head.numPromptTokens + head.maxOutputTokens));
+    const needPages = m.weightPages + this.headroomPages + Math.ceil(kvBlocks / m.space.blocksPerPage);
+    if (this.memory.maxWeightBytes() >= needPages * this.pageBytes) {
       const region = this.memory.allocWeights(m.id, m.profile.weightBytes);
       this.memoryEpoch++;
       if (region !== null) {
@@ -814,7 +820,7 @@ export class DeviceScheduler {
     const allowQueued = !manual;
     const victim = pickEvictionVictim(this.models, m, allowQueued, nowMs);
     const reachablePages = this.memory.maxWeightBytes() / this.pageBytes + evictablePages(this.models, m, allowQueued);
-    if (victim !== null && reachablePages >= m.weightPages) return this.unload(victim, "evict", nowMs);
+    if (victim !== null && reachablePages >= needPages) return this.unload(victim, "evict", nowMs);
     if (this.numRunningTotal > 0) return null; // running requests will free KV pages
     if (manual) {
       m.loadRequested = false;
@@ -822,7 +828,7 @@ export class DeviceScheduler {
     }
     if (this.activationWish === m) this.activationWish = null;
     const pinnedNote = `${this.memory.maxWeightBytes()} B free and nothing more can be evicted (pinned or busy models)`;
-    this.failQueued(m, () => new PrismError("PRISM_MODEL_TOO_LARGE", `model ${m.id} needs ${m.profile.weightBytes} B of weights on device ${this.deviceId}; ${pinnedNote}`, {
+    this.failQueued(m, () => new PrismError("PRISM_MODEL_TOO_LARGE", `model ${m.id} needs ${m.profile.weightBytes} B of weights plus KV room on device ${this.deviceId}; ${pinnedNote}`, {
       modelId: m.id, weightBytes: m.profile.weightBytes,
     }), nowMs);
     return null;

@@ -89,6 +89,13 @@ export class ModelQueue {
    */
   promoteLate(nowMs: number, unreachable: ((r: Request) => void) | null): void {
     if (this.cfg.policy === "fcfs") return;
+    if (unreachable !== null) {
+      // Requests enqueued already late (or re-keyed late) are just as unreachable.
+      for (let r = this.late.pop(); r !== null; r = this.late.pop()) {
+        r.queueClass = QueueClass.none;
+        unreachable(r);
+      }
+    }
     const onTime = this.onTime;
     for (let top = onTime.peek(); top !== null && top.heapKey <= nowMs; top = onTime.peek()) {
       onTime.pop();

@@ -1,0 +1,133 @@
+// Admission order across models: SLO slack (late requests by shortest prefill) and FCFS; caps;
+// chunked prefill never stalls running decodes.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { drive, makeProfile, makeScheduler, submit, type Harness } from "../helpers/device-harness.ts";
+import { modelId } from "../../src/core/ids.ts";
+
+function preload(h: Harness, ...names: string[]): void {
+  for (const n of names) h.sched.requestLoad(modelId(n));
+  drive(h);
+}
+
+function craftedQueue(policy: "slo" | "fcfs"): number[] {
+  const h = makeScheduler({
+    // One request runs at a time, so finish order = admission order; the estimate stays at its prior.
+    config: { policy, maxBatchSeqs: 1, maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
+    exec: { stepBaseMs: 0.001, msPerToken: 0 },
+    budgetPages: 256,
+  });
+  h.sched.addModel(makeProfile("a"), { ttftSloMs: 1000 });
+  h.sched.addModel(makeProfile("b"), { ttftSloMs: 200 });
+  preload(h, "a", "b");
+  h.clock.set(1000);
+  // estimate = 1 ms per prompt token; key = arrival + ttft − est; late when key ≤ now (1000).
+  submit(h, { id: 1, model: "a", arrivalMs: 900, prompt: 100, maxTokens: 1 }); // slack 800
+  submit(h, { id: 2, model: "b", arrivalMs: 950, prompt: 10, maxTokens: 1 }); // slack 140
+  submit(h, { id: 3, model: "a", arrivalMs: 990, prompt: 500, maxTokens: 1 }); // slack 490
+  submit(h, { id: 4, model: "b", arrivalMs: 700, prompt: 50, maxTokens: 1 }); // late, est 50
+  submit(h, { id: 5, model: "b", arrivalMs: 600, prompt: 20, maxTokens: 1 }); // late, est 20
+  submit(h, { id: 6, model: "a", arrivalMs: 0, prompt: 300, maxTokens: 1 }); // late, est 300
+  drive(h);
+  return h.sink.order;
+}
+
+test("slo policy: late requests by shortest prefill interleave with on-time ones by slack (prototype priority)", () => {
+  // priority = slack if > 0 else est: 5 (20), 4 (50), 2 (140), 6 (300), 3 (490), 1 (800)
+  assert.deepEqual(craftedQueue("slo"), [5, 4, 2, 6, 3, 1]);
+});
+
+test("fcfs policy: arrival order regardless of SLO", () => {
+  assert.deepEqual(craftedQueue("fcfs"), [6, 5, 4, 1, 2, 3]);
+});
+
+test("slack shrinking with time turns on-time requests late (promotion), without re-keying", () => {
+  const h = makeScheduler({
+    config: { maxBatchSeqs: 1, maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
+    exec: { stepBaseMs: 100, msPerToken: 0 },
+    budgetPages: 256,
+  });
+  h.sched.addModel(makeProfile("a"), { ttftSloMs: 1000 });
+  preload(h, "a");
+  h.clock.set(1000);
+  submit(h, { id: 1, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 3 }); // runs first (alone)
+  drive(h, { before: (i) => i < 1 });
+  submit(h, { id: 2, model: "a", arrivalMs: 1000, prompt: 400, maxTokens: 1 }); // key 1600
+  submit(h, { id: 3, model: "a", arrivalMs: 1000, prompt: 300, maxTokens: 1 }); // key 1700
+  submit(h, { id: 4, model: "a", arrivalMs: 1000, prompt: 20, maxTokens: 1 }); // key 1980
+  // Request 1 takes 3 steps of 100 ms: now 1300. Slack: 2 → 300, 3 → 400, 4 → 680: order 2, 3, 4.
+  // Request 2 takes 1 step: now 1400; 3 → 300, 4 → 580. Then 3: now 1500; then 4.
+  drive(h);
+  assert.deepEqual(h.sink.order, [1, 2, 3, 4]);
+
+  // Same queue, but request 1 decodes for 8 steps: at 1800 requests 2 and 3 are late (est 400 and
+  // 300) and 4 is on time with slack 180 < 300: 4, then the late ones by shortest prefill: 3, 2.
+  const g = makeScheduler({
+    config: { maxBatchSeqs: 1, maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
+    exec: { stepBaseMs: 100, msPerToken: 0 },
+    budgetPages: 256,
+  });
+  g.sched.addModel(makeProfile("a"), { ttftSloMs: 1000 });
+  preload(g, "a");
+  g.clock.set(1000);
+  submit(g, { id: 11, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 8 });
+  drive(g, { before: (i) => i < 1 });
+  submit(g, { id: 12, model: "a", arrivalMs: 1000, prompt: 400, maxTokens: 1 });
+  submit(g, { id: 13, model: "a", arrivalMs: 1000, prompt: 300, maxTokens: 1 });
+  submit(g, { id: 14, model: "a", arrivalMs: 1000, prompt: 20, maxTokens: 1 });
+  drive(g);
+  assert.deepEqual(g.sink.order, [11, 14, 13, 12]);
+});
+
+test("abortUnreachable fails requests whose TTFT can no longer be met (PRISM_SLO_UNREACHABLE)", () => {
+  const h = makeScheduler({
+    config: { abortUnreachable: true, maxBatchSeqs: 1, maxBatchTokens: 64, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
+    exec: { stepBaseMs: 50, msPerToken: 0 },
+  });
+  h.sched.addModel(makeProfile("a"), { ttftSloMs: 300 });
+  preload(h, "a");
+  h.clock.set(1000);
+  submit(h, { id: 1, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 6 }); // 6 steps → 1300
+  submit(h, { id: 2, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // late at 1290
+  submit(h, { id: 3, model: "a", arrivalMs: 1200, prompt: 10, maxTokens: 1 }); // key 1490: fine
+  submit(h, { id: 4, model: "a", arrivalMs: 500, prompt: 10, maxTokens: 1 }); // already late
+  drive(h);
+  assert.equal(h.sink.outcomeOf(1), "finished:length");
+  assert.equal(h.sink.outcomeOf(2), "failed:PRISM_SLO_UNREACHABLE");
+  assert.equal(h.sink.outcomeOf(3), "finished:length");
+  assert.equal(h.sink.outcomeOf(4), "failed:PRISM_SLO_UNREACHABLE");
+  assert.deepEqual(h.sink.order, [4, 1, 2, 3]);
+});
+
+test("per-model maxRunning caps one model without blocking the others", () => {
+  const h = makeScheduler({ keepRecords: true, budgetPages: 128 });
+  h.sched.addModel(makeProfile("a"), { maxRunning: 1 });
+  h.sched.addModel(makeProfile("b"), { ttftSloMs: 5000 });
+  preload(h, "a", "b");
+  for (let i = 1; i <= 3; i++) submit(h, { id: i, model: "a", prompt: 4, maxTokens: 4 });
+  for (let i = 11; i <= 13; i++) submit(h, { id: i, model: "b", prompt: 4, maxTokens: 4 });
+  drive(h);
+  // a runs one at a time; b's three run together from the first step.
+  assert.equal(h.records[0]!.numSeqs, 4);
+  for (const r of h.records) assert.ok(r.numRunning <= 4);
+  assert.equal(h.sink.order.filter((id) => id < 10).join(), "1,2,3");
+});
+
+test("a long prompt is prefilled in chunks next to running decodes (decodes never stall)", () => {
+  const h = makeScheduler({ keepRecords: true, config: { maxBatchTokens: 40, prefillChunkTokens: 32 }, budgetPages: 128 });
+  h.sched.addModel(makeProfile("a"));
+  preload(h, "a");
+  submit(h, { id: 1, model: "a", prompt: 8, maxTokens: 30 });
+  drive(h, { before: (i) => i < 2 });
+  submit(h, { id: 2, model: "a", prompt: 300, maxTokens: 2 });
+  drive(h);
+  const withPrefill = h.records.filter((r) => r.numPrefillTokens > 0 && r.stepIndex > 2);
+  assert.ok(withPrefill.length >= 8, `long prompt took ${withPrefill.length} steps`);
+  for (const r of withPrefill) {
+    if (h.sink.finished.get(1)!.stats.finishedMs <= r.startMs) continue;
+    assert.equal(r.numDecodeTokens, 1, `step ${r.stepIndex} stalled the decode`);
+    assert.ok(r.numPrefillTokens <= 39);
+  }
+  assert.equal(h.sink.outcomeOf(1), "finished:length");
+  assert.equal(h.sink.outcomeOf(2), "finished:length");
+});
