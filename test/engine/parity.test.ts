@@ -4,6 +4,8 @@
 //   2. teacher-forced distributions: at every position of a fixed token sequence, the log-probabilities
 //      of every token with p > 1e-3 agree within a stated tolerance, and wherever llama.cpp's top-2
 //      margin exceeds that tolerance our argmax is the same token.
+// The qwen2 case checks the q/k/v biases and rope-NEOX (handled by permuting Wq/Wk rows at load) on a
+// random model written as a qwen2 GGUF (llama.cpp loads it with a toy gpt2 vocabulary; ids only).
 // Tolerances (measured when written): F32 models agree to ~2e-6 in log-probability (we allow 1e-4).
 // For Q8_0 weights llama.cpp also quantises the *activations* to Q8_0 before each dot product (ggml's
 // vec_dot_q8_0_q8_0) while we keep them f32, so log-probabilities differ by up to ~1.5e-2 (we allow 5e-2).
@@ -13,6 +15,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, type Llama, type LlamaOptions, LlamaLogLevel } from "node-llama-cpp";
+import { SeededRng } from "../../src/core/rng.ts";
+import { encodeF32 } from "../../src/engine/gguf/quant.ts";
+import { parseGguf } from "../../src/engine/gguf/reader.ts";
+import { GgmlType, gv, type GgufValueTyped } from "../../src/engine/gguf/types.ts";
+import { ggufToWriterInput, writeGguf, type GgufWriterTensor } from "../../src/engine/gguf/writer.ts";
 import { generateRandomModel } from "../../src/engine/model/generate.ts";
 import { parseShape, SHAPES } from "../../src/engine/model/shapes.ts";
 import { generate } from "../../src/engine/model/sequences.ts";
@@ -109,6 +116,39 @@ function compare(ours: readonly Float64Array[], ref: readonly Probs[], tolerance
   return { maxLogpDiff, argmaxFlips, decisivePositions };
 }
 
+/**
+ * A random llama model re-labelled as qwen2: keys renamed, random q/k/v biases added, and a toy
+ * gpt2 vocabulary (ASCII pieces, control tokens 0-2) so llama.cpp's BPE vocab loader accepts it.
+ */
+function qwen2Model(): Uint8Array {
+  const shape = parseShape("64,2,4,2,128,300");
+  const w = ggufToWriterInput(parseGguf(generateRandomModel({ shape, dtype: "f32", seed: 5, weightStd: 0.08 }), "base"));
+  const md: [string, GgufValueTyped][] = [];
+  for (const [k, v] of w.metadata) {
+    if (k === "general.architecture") md.push([k, gv.str("qwen2")]);
+    else if (k.startsWith("llama.")) md.push([`qwen2.${k.slice(6)}`, v]);
+    else if (!k.startsWith("tokenizer.")) md.push([k, v]);
+  }
+  const tokens = Array.from({ length: shape.vocabSize }, (_, i) => ["<unk>", "<s>", "</s>"][i] ?? `t${i}`);
+  md.push(
+    ["tokenizer.ggml.model", gv.str("gpt2")], ["tokenizer.ggml.pre", gv.str("qwen2")], ["tokenizer.ggml.tokens", gv.strs(tokens)],
+    ["tokenizer.ggml.token_type", gv.i32s(tokens.map((_, i) => (i < 3 ? 3 : 1)))], ["tokenizer.ggml.merges", gv.strs(["t 3"])],
+    ["tokenizer.ggml.bos_token_id", gv.u32(1)], ["tokenizer.ggml.eos_token_id", gv.u32(2)], ["tokenizer.ggml.add_bos_token", gv.bool(false)],
+  );
+  const rng = new SeededRng(9);
+  const kvDim = (shape.dim / shape.numHeads) * shape.numKvHeads;
+  const tensors: GgufWriterTensor[] = [];
+  for (const t of w.tensors) {
+    tensors.push(t);
+    const m = /^blk\.(\d+)\.attn_(q|k|v)\.weight$/.exec(t.name);
+    if (m === null) continue;
+    const n = m[2] === "q" ? shape.dim : kvDim;
+    const bias = Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * 0.5);
+    tensors.push({ name: `blk.${m[1]}.attn_${m[2]}.bias`, dims: [n], type: GgmlType.F32, data: encodeF32(bias) });
+  }
+  return writeGguf({ metadata: md, tensors });
+}
+
 interface Case {
   readonly name: string;
   readonly bytes: () => Uint8Array;
@@ -128,6 +168,7 @@ const CASES: Case[] = [
     bytes: () => generateRandomModel({ shape: parseShape("64,3,4,2,128,384"), dtype: "q8_0", seed: 3, weightStd: 0.05 }),
     prompt: [1, 300, 17, 42, 260], tolerance: 5e-2,
   },
+  { name: "random qwen2 (q/k/v biases, rope NEOX), dim 64, 2 layers, GQA 4/2, F32", bytes: qwen2Model, prompt: [1, 100, 17, 42, 260], tolerance: 1e-4 },
 ];
 
 for (const c of CASES) {
