@@ -128,6 +128,20 @@ test("optional metadata: eot joins the eos ids, chat template and add_bos are re
   assert.ok(tok.isEog(2) && tok.isEog(7) && !tok.isEog(1));
 });
 
+test("end markers such as <|im_end|> join the end-of-generation set, as in llama.cpp", () => {
+  const bytes = edit(tinyInput(), (m) => {
+    const tokens = [...(m.find(([k]) => k === "tokenizer.ggml.tokens")![1] as { values: readonly string[] }).values];
+    tokens[300] = "<|im_end|>";
+    tokens[301] = "<|eot_id|>";
+    setMeta(m, "tokenizer.ggml.tokens", gv.strs(tokens));
+  });
+  const f = parseGguf(bytes, "eog.gguf");
+  assert.deepEqual(llamaConfigFromGguf(f).eosTokenIds, [2, 300, 301]);
+  const tok = Tokenizer.fromGguf(f);
+  assert.deepEqual(tok.eosIds, [2, 300, 301]);
+  assert.ok(tok.isEog(300) && tok.isEog(301) && !tok.isEog(299));
+});
+
 test("qwen2 is accepted structurally (biases, untied output); its gpt2 tokenizer is reported as unsupported", () => {
   const w = tinyInput();
   const bytes = edit(w, (m, t) => {

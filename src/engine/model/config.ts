@@ -9,6 +9,7 @@
 import { PrismError } from "../../core/errors.ts";
 import { metaBool, metaNumber, metaString, metaStrings } from "../gguf/reader.ts";
 import { isSupportedGgmlType, ggmlTypeName, type GgufFile } from "../gguf/types.ts";
+import { eogTokenIds } from "../tokenizer/eog.ts";
 
 export type LlamaArch = "llama" | "qwen2";
 
@@ -34,7 +35,7 @@ export interface LlamaConfig {
   /** blk.N.attn_{q,k,v}.bias present (qwen2). */
   readonly qkvBias: boolean;
   readonly bosTokenId: number;
-  /** End-of-generation ids: eos, then eot when the file names a different one. */
+  /** End-of-generation ids (llama.cpp's set): eos, then eot/eom and well-known end-marker tokens such as <|im_end|>. */
   readonly eosTokenIds: readonly number[];
   /** Prepend BOS when encoding a prompt (tokenizer.ggml.add_bos_token; default true for the llama tokenizer). */
   readonly addBos: boolean;
@@ -170,13 +171,12 @@ export function llamaConfigFromGguf(f: GgufFile): LlamaConfig {
   if (vocabSize <= 0) throw new PrismError("PRISM_GGUF_MISSING", `${f.fileName}: metadata key '${arch}.vocab_size' is missing and there is no vocabulary`, { file: f.fileName, key: k("vocab_size") });
   if (tokens !== null && tokens.length !== vocabSize) throw corrupt(`vocab_size ${vocabSize} ≠ ${tokens.length} tokens in tokenizer.ggml.tokens`);
 
-  const eos = metaNumber(f, "tokenizer.ggml.eos_token_id", 2);
-  const eot = metaNumber(f, "tokenizer.ggml.eot_token_id", -1);
-  const eosTokenIds = eot >= 0 && eot !== eos ? [eos, eot] : [eos];
   const bosTokenId = metaNumber(f, "tokenizer.ggml.bos_token_id", 1);
-  for (const [what, id] of [["bos_token_id", bosTokenId], ["eos_token_id", eos], ["eot_token_id", eot]] as const) {
-    if (id >= vocabSize || (id < 0 && what !== "eot_token_id")) throw corrupt(`tokenizer.ggml.${what} = ${id} is outside the vocabulary (${vocabSize})`);
+  for (const what of ["bos_token_id", "eos_token_id", "eot_token_id", "eom_token_id"]) {
+    const id = metaNumber(f, `tokenizer.ggml.${what}`, 0);
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw corrupt(`tokenizer.ggml.${what} = ${id} is outside the vocabulary (${vocabSize})`);
   }
+  const eosTokenIds = eogTokenIds(f, tokens);
 
   const cfg: LlamaConfig = {
     arch,

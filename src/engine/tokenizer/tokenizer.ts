@@ -13,6 +13,7 @@
 import { PrismError } from "../../core/errors.ts";
 import { metaBool, metaNumber, metaNumbers, metaString, metaStrings } from "../gguf/reader.ts";
 import { TokenType, type GgufFile } from "../gguf/types.ts";
+import { eogTokenIds } from "./eog.ts";
 
 const SPACE_PIECE = "\u2581";
 const EMPTY = new Uint8Array(0);
@@ -141,12 +142,8 @@ export class Tokenizer {
         throw new PrismError("PRISM_GGUF_CORRUPT", `${f.fileName}: '${key}' has ${arr.length} entries for ${tokens.length} tokens`, { file: f.fileName, key });
       }
     }
-    const eos = metaNumber(f, "tokenizer.ggml.eos_token_id", 2);
-    const eosIds = [eos];
-    for (const key of ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"]) {
-      const id = metaNumber(f, key, -1);
-      if (id >= 0 && !eosIds.includes(id)) eosIds.push(id);
-    }
+    const eosIds = eogTokenIds(f, tokens);
+    const eos = eosIds[0]!;
     const ids = { bosId: metaNumber(f, "tokenizer.ggml.bos_token_id", 1), unkId: metaNumber(f, "tokenizer.ggml.unknown_token_id", 0) };
     for (const [what, id] of [["bos_token_id", ids.bosId], ["eos_token_id", eos], ["unknown_token_id", ids.unkId]] as const) {
       if (!Number.isInteger(id) || id < 0 || id >= tokens.length) {
@@ -164,7 +161,7 @@ export class Tokenizer {
     });
   }
 
-  /** True for end-of-generation tokens (eos, eot, eom). */
+  /** True for end-of-generation tokens (eos, eot, eom, well-known end markers; same set as LlamaConfig.eosTokenIds). */
   isEog(id: number): boolean {
     return this.eogSet.has(id);
   }
