@@ -52,6 +52,8 @@ export interface ModelCost {
   readonly loadMs: number;
   /** Profile handed to the schedulers: per-rank weights and KV (what one device holds). */
   readonly profile: ModelProfile;
+  /** The token the cost-model executor "samples" for this model (nonEosToken). */
+  readonly sampleToken: number;
 }
 
 export interface CostModelOptions {
@@ -113,6 +115,14 @@ export class CostModel {
 
   /** Modelled duration of one step, ms. One pass over plan.seqs; allocates nothing in steady state. */
   stepMs(plan: StepPlan): number {
+    return this.stepMsSampling(plan, null);
+  }
+
+  /**
+   * stepMs, and in the same pass one sampled token per sampling seq into `out` (the executor's
+   * reusable records); returns the duration, `out.count` tells how many were written.
+   */
+  stepMsSampling(plan: StepPlan, out: SampledSink | null): number {
     const seqs = plan.seqs;
     let numSlots = 0;
     const slotCost = this.slotCost;
@@ -129,6 +139,7 @@ export class CostModel {
         this.slotKv[k] = 0;
         numSlots++;
       }
+      if (out !== null && s.sample) out.put(s.requestId, slotCost[k]!.sampleToken);
       const n = s.tokens.length;
       this.slotTokens[k]! += n;
       this.slotPairs[k]! += n * (s.startPos + (n + 1) / 2);
@@ -198,6 +209,7 @@ export function modelCost(spec: ModelSpecInput, device: DeviceSpec, eff: Efficie
     eosTokenIds: Object.freeze(eos),
   });
   return Object.freeze({
+    sampleToken: nonEosToken(profile),
     modelId: spec.id,
     arch,
     tp,
@@ -222,11 +234,16 @@ export function modelCost(spec: ModelSpecInput, device: DeviceSpec, eff: Efficie
  * `executeSync` returns a record whose `sampled` array and entries are REUSED by the next call
  * (the hot loop allocates nothing per step); callers must consume it before the next step.
  */
-export class CostModelExecutor implements Executor {
+/** Receives the sampled tokens of a step from CostModel.stepMsSampling. */
+export interface SampledSink {
+  put(requestId: SampledToken["requestId"], token: number): void;
+}
+
+export class CostModelExecutor implements Executor, SampledSink {
   readonly kind = "cost-model";
   readonly pagedKv = true;
   readonly costModel: CostModel;
-  private readonly tokenOf = new Map<ModelId, number>();
+  private count = 0;
   private readonly pool: MutableSampled[] = [];
   private readonly sampled: MutableSampled[] = [];
   private readonly result: { stepIndex: number; computeMs: number; sampled: readonly SampledToken[] };
@@ -236,36 +253,28 @@ export class CostModelExecutor implements Executor {
     this.result = { stepIndex: 0, computeMs: 0, sampled: this.sampled };
   }
 
-  private token(id: ModelId): number {
-    let t = this.tokenOf.get(id);
-    if (t === undefined) {
-      t = nonEosToken(this.costModel.cost(id).profile);
-      this.tokenOf.set(id, t);
-    }
-    return t;
-  }
-
   /** Modelled step; the returned record is reused by the next call. */
   executeSync(plan: StepPlan): StepResult {
-    const seqs = plan.seqs;
-    let n = 0;
-    for (let i = 0; i < seqs.length; i++) {
-      const s = seqs[i]!;
-      if (!s.sample) continue;
-      let e = this.pool[n];
-      if (e === undefined) {
-        e = { requestId: s.requestId, token: 0, logprob: Number.NaN, topTokens: null, topLogprobs: null };
-        this.pool.push(e);
-      }
-      e.requestId = s.requestId;
-      e.token = this.token(s.modelId);
-      this.sampled[n] = e;
-      n++;
-    }
-    this.sampled.length = n;
+    this.count = 0;
+    const ms = this.costModel.stepMsSampling(plan, this);
+    this.sampled.length = this.count;
     this.result.stepIndex = plan.stepIndex;
-    this.result.computeMs = this.costModel.stepMs(plan);
+    this.result.computeMs = ms;
     return this.result;
+  }
+
+  /** SampledSink: called by the cost model once per sampling seq, in plan order. */
+  put(requestId: SampledToken["requestId"], token: number): void {
+    const n = this.count++;
+    let e = this.pool[n];
+    if (e === undefined) {
+      e = { requestId, token, logprob: Number.NaN, topTokens: null, topLogprobs: null };
+      this.pool.push(e);
+    } else {
+      e.requestId = requestId;
+      e.token = token;
+    }
+    this.sampled[n] = e;
   }
 
   loadWeights(modelId: ModelId, _byteOffset: number): Promise<{ readonly durationMs: number }> {
