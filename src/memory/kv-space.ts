@@ -219,6 +219,7 @@ export class KvSpaceImpl implements KvSpace, PageHolder {
 
   alloc(numBlocks: number): BlockId[] | null {
     if (numBlocks !== (numBlocks | 0) || numBlocks < 0) throw badArg("numBlocks", numBlocks, "a non-negative integer");
+    if (numBlocks > this.numFreeSlots && numBlocks > this.availableBlocks()) return null; // before sizing `out`
     const out = new Int32Array(numBlocks);
     return this.allocInto(numBlocks, out, 0) ? Array.from(out) : null;
   }

@@ -145,6 +145,7 @@ test("running out is a value, not an error", () => {
   const { dm, a } = populated();
   const before = dm.snapshot();
   assert.equal(a.alloc(a.availableBlocks() + 1), null);
+  assert.equal(a.alloc(2 ** 31 - 1), null);
   assert.equal(a.allocInto(a.availableBlocks() + 1, new Int32Array(1000), 0), false);
   assert.equal(dm.allocWeights(modelId("huge"), 1000 * PAGE), null);
   assert.deepEqual(dm.snapshot(), before);
