@@ -46,6 +46,8 @@ export interface HarnessOptions {
   readonly maxReservedPages?: number;
   /** Copy every step record (costs a little; off unless asked). */
   readonly keepRecords?: boolean;
+  /** Back the memory with bytes (default true; false = accounting only, fake KV check by offset). */
+  readonly backed?: boolean;
 }
 
 export function makeScheduler(o: HarnessOptions = {}): Harness {
@@ -53,7 +55,8 @@ export function makeScheduler(o: HarnessOptions = {}): Harness {
   const memory = new DeviceMemory({
     budgetBytes: (o.budgetPages ?? 64) * PAGE_BYTES,
     pageBytes: PAGE_BYTES,
-    backed: false,
+    // Backed (small), so the fake executor keeps its KV check in real bytes that compaction moves.
+    backed: o.backed ?? true,
     kvHeadroomFraction: o.kvHeadroomFraction ?? 0,
     minReservedPages: o.minReservedPages ?? 0,
     maxReservedPages: o.maxReservedPages ?? 0,
@@ -67,7 +70,7 @@ export function makeScheduler(o: HarnessOptions = {}): Harness {
     config: resolveDeviceSchedulerConfig({ maxBatchTokens: 64, maxBatchSeqs: 16, prefillChunkTokens: 32, ...o.config }),
     ...(o.keepRecords === true ? { onStep: (r: StepRecord) => records.push(copyRecord(r)) } : {}),
   });
-  const exec = new FakeExecutor({ checkKv: true, ...o.exec });
+  const exec = new FakeExecutor({ checkKv: true, memory: memory.memory, ...o.exec });
   return { clock, memory, sched, exec, sink: new RecordingSink(), records };
 }
 

@@ -28,6 +28,12 @@ export interface FakeExecutorOptions {
   readonly profiles?: readonly ModelProfile[];
   readonly loadMsDefault?: number;
   readonly checkKv?: boolean;
+  /**
+   * With checkKv: write the tokens into this (backed) device memory at the KV offsets, so a
+   * compaction that moves KV pages moves them too. Without it, a Map keyed by offset is used, which
+   * is only right while no compaction happens.
+   */
+  readonly memory?: WebAssembly.Memory | null;
   /** Record every plan (a copy) in `plans`. */
   readonly recordPlans?: boolean;
 }
@@ -76,7 +82,7 @@ export class FakeExecutor implements Executor {
   numSteps = 0;
   numExecutedTokens = 0;
   private readonly opts: FakeExecutorOptions;
-  private readonly kv = new Map<number, number>();
+  private readonly kvMap = new Map<number, number>();
   private readonly history = new Map<number, number[]>();
   private readonly weightBytes = new Map<string, number>();
 
@@ -153,6 +159,18 @@ export class FakeExecutor implements Executor {
 
   async close(): Promise<void> {}
 
+  private readKv(byteOffset: number): number | undefined {
+    const mem = this.opts.memory;
+    if (mem === null || mem === undefined) return this.kvMap.get(byteOffset);
+    return new DataView(mem.buffer).getInt32(byteOffset, true);
+  }
+
+  private writeKv(byteOffset: number, token: number): void {
+    const mem = this.opts.memory;
+    if (mem === null || mem === undefined) this.kvMap.set(byteOffset, token);
+    else new DataView(mem.buffer).setInt32(byteOffset, token, true);
+  }
+
   private checkAndWriteKv(requestId: number, tokens: Int32Array, startPos: number, offsets: Uint32Array, blockTokens: number): void {
     let hist = this.history.get(requestId);
     if (hist === undefined) {
@@ -160,7 +178,7 @@ export class FakeExecutor implements Executor {
       this.history.set(requestId, hist);
     }
     for (let p = 0; p < startPos; p++) {
-      const got = this.kv.get(offsets[Math.floor(p / blockTokens)]! + (p % blockTokens));
+      const got = this.readKv(offsets[Math.floor(p / blockTokens)]! + 4 * (p % blockTokens));
       if (got !== hist[p]) {
         throw new Error(`fake executor: KV of request ${requestId} at position ${p} holds ${got}, expected ${hist[p]} (block table corrupt or block reused while held)`);
       }
@@ -172,7 +190,7 @@ export class FakeExecutor implements Executor {
         throw new Error(`fake executor: request ${requestId} fed token ${t} at position ${p}, earlier ${hist[p]} (recompute differs)`);
       }
       hist[p] = t;
-      this.kv.set(offsets[Math.floor(p / blockTokens)]! + (p % blockTokens), t);
+      this.writeKv(offsets[Math.floor(p / blockTokens)]! + 4 * (p % blockTokens), t);
     }
   }
 }
