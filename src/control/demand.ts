@@ -97,6 +97,13 @@ export class DemandEstimator {
     this.settle(model, nowMs, 1, promptTokens);
   }
 
+  /** The client cancelled: the work leaves, but it says nothing about SLOs. */
+  onCancel(model: number, nowMs: number, promptTokens = 0): void {
+    this.outstandingReqs[model] = Math.max(0, this.outstandingReqs[model]! - 1);
+    this.outstandingToks[model] = Math.max(0, this.outstandingToks[model]! - promptTokens);
+    this.lastFinish[model] = Math.max(this.lastFinish[model]!, nowMs);
+  }
+
   arrivalRatePerS(model: number, nowMs: number): number {
     return (decayed(this.arrivalAcc[model]!, nowMs - this.arrivalAt[model]!, this.rateWindowMs) * 1000) / this.rateWindowMs;
   }

@@ -8,6 +8,7 @@
  */
 import type { DeviceId, ModelId } from "../core/ids.ts";
 import type { ModelProfile } from "../core/records.ts";
+import type { ModelServingConfig } from "../device/types.ts";
 
 /** A model as the control layer is configured with it (the gateway/sim builds these from config). */
 export interface ControlModel {
@@ -18,6 +19,11 @@ export interface ControlModel {
   readonly pinned?: boolean;
   /** Idle time after which `prism` may evict it; default: config.idleEvictMs. */
   readonly keepAliveMs?: number;
+  /**
+   * Extra device-level serving settings (maxRunning, …). The control layer sets ttftSloMs, tpotSloMs
+   * and pinned from the fields above, and keepAliveMs = Infinity (idle eviction is a global decision).
+   */
+  readonly serving?: Partial<ModelServingConfig>;
 }
 
 /** Lifecycle of one (model, device) instance. Absent = not on the device. */

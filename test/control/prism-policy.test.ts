@@ -13,7 +13,7 @@ test("prism: the lighter of two co-located models migrates to the empty device, 
     device(1, 100),
   ]);
   // Algorithm 1: a (w=10) first: both devices empty → d0 (current). b (w=5): d1 = 5/90 beats d0 = 15/80 by > τ.
-  // Real check: max(KVPR) before 15/80 = .1875, after max(10/80, 5/90) = .125 < .1875·0.8.
+  // Real check: max(KVPR) before 15/80 = .1875, after (d0 drained of b) max(10/90, 5/90) = .111 < .1875·0.8.
   assert.deepEqual(new PrismPolicy(cfg()).plan(s, 1000), [mig("b", 0, 1)]);
 });
 
@@ -22,7 +22,7 @@ test("prism: τ keeps a model where it is when the move gains less than τ", () 
     device(0, 100, [inst("a", { queued: 2 }), inst("b", { running: 1 })]),
     device(1, 100),
   ]);
-  // Gain: .1875 → .125 is 33% < τ = 50%.
+  // Gain: .1875 → .111 is 41%: less than τ = 50%, more than τ = 30%.
   assert.deepEqual(new PrismPolicy(cfg({ tau: 0.5 })).plan(s, 1000), []);
   assert.deepEqual(new PrismPolicy(cfg({ tau: 0.3 })).plan(s, 1000), [mig("b", 0, 1)]);
 });
@@ -79,17 +79,17 @@ test("prism: activation evicts idle unpinned models (LRU) only when no device ha
     model("w", { rate: 1, weightMiB: 40, pending: 1 }),
   ];
   const s = state(10_000, models, [
-    device(0, 100, [inst("busy", { running: 2 }), inst("old", { lastUsedMs: 100 }), inst("new", { lastUsedMs: 200 })]),
+    device(0, 120, [inst("busy", { running: 2 }), inst("old", { lastUsedMs: 100 }), inst("new", { lastUsedMs: 200 })]),
     device(1, 100, [inst("pin")]),
   ]);
   // d1: 40 + 40 = 80 ≤ 90 fits without eviction → d1 wins although d0 after eviction would also fit.
   assert.deepEqual(new PrismPolicy(cfg()).plan(s, 10_000), [act("w", 1)]);
 
   const full = state(10_000, [...models, model("big", { weightMiB: 45, pinned: true })], [
-    device(0, 100, [inst("busy", { running: 2 }), inst("old", { lastUsedMs: 100 }), inst("new", { lastUsedMs: 200 })]),
+    device(0, 120, [inst("busy", { running: 2 }), inst("old", { lastUsedMs: 100 }), inst("new", { lastUsedMs: 200 })]),
     device(1, 100, [inst("pin"), inst("big")]),
   ]);
-  // d0 has 100 MiB of weights; w needs 40: evict LRU idle "old" (30) → 70 + 40 = 110 > 90 → also "new" → 80 ≤ 90.
+  // d0 has 100 MiB of weights (cap 108); w needs 40: evict LRU idle "old" (30) → 110 > 108 → also "new" → 80.
   const plan = new PrismPolicy(cfg()).plan(full, 10_000);
   assert.deepEqual(plan, [deact("old", 0), deact("new", 0), act("w", 0)]);
   const after = weightsAfter(full, plan);

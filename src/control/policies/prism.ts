@@ -12,8 +12,9 @@
  *    models (exactly one active instance, unpinned, w > 0), the rest fixed where they are. τ: keep the
  *    current device unless the best one's resulting KVPR is lower by more than τ (relative). Of the
  *    models Algorithm 1 would move, the heaviest are migrated, at most maxMigrationsPerRound, and
- *    only if in the real cluster the move lowers max(KVPR_src, KVPR_dst) by more than τ — a capped
- *    subset of a joint re-placement must not make things worse.
+ *    only if in the real cluster the move lowers max(KVPR_src, KVPR_dst) by more than τ (the source
+ *    judged once drained, its weights turned into KV) — a capped subset of a joint re-placement
+ *    must not make things worse.
  * 3. Activate: models with pending requests and no instance, most-violating first (the prototype's
  *    order), then oldest pending. Device: the lowest resulting KVPR among devices where the weights
  *    fit; only if none fits, devices where they fit after evicting idle unpinned models (LRU first,
@@ -149,8 +150,10 @@ export class PrismPolicy implements Policy {
       const to = target[m]!;
       if (to === from || ledger.isPresent(m, to) || !ledger.fits(m, to)) continue;
       const before = Math.max(ledger.kvpr(from), ledger.kvpr(to));
-      // The source keeps its weight bytes this round (draining); only its pressure leaves.
-      const fromAfter = ratio(ledger.pressure[from]! - w[m]!, state.devices[from]!.memoryBytes - ledger.weightBytes[from]!);
+      // Judged on the state once the drain completes (the source's weight bytes become KV); the
+      // ledger still keeps those bytes taken for the rest of this round.
+      const bytes = state.models[m]!.weightBytes;
+      const fromAfter = ratio(ledger.pressure[from]! - w[m]!, state.devices[from]!.memoryBytes - ledger.weightBytes[from]! + bytes);
       const toAfter = ledger.kvprWith(to, m, w[m]!);
       if (!(Math.max(fromAfter, toAfter) < before * (1 - tau))) continue;
       ledger.migrate(m, from, to);
