@@ -7,6 +7,7 @@ export {
   createEngineExecutor,
   EngineExecutor,
   profileOf,
+  modelProfileFromGguf,
   requiredPrefixBytes,
   kvBytesPerTokenPerLayer,
   DEFAULT_MAX_BATCH_TOKENS,

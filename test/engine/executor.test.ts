@@ -8,7 +8,7 @@ import { GREEDY, type SamplingParams, type SeqStep } from "../../src/core/record
 import { KERNEL_RESERVED_BYTES } from "../../src/engine/kernels/types.ts";
 import { parseGguf } from "../../src/engine/gguf/reader.ts";
 import { llamaConfigFromGguf } from "../../src/engine/model/config.ts";
-import { createEngineExecutor, requiredPrefixBytes } from "../../src/engine/model/executor.ts";
+import { createEngineExecutor, modelProfileFromGguf, requiredPrefixBytes } from "../../src/engine/model/executor.ts";
 import { generateRandomModel } from "../../src/engine/model/generate.ts";
 import { SHAPES } from "../../src/engine/model/shapes.ts";
 import { generate } from "../../src/engine/model/sequences.ts";
@@ -20,6 +20,7 @@ const STORY = (): Uint8Array => sharedFile("stories260K.gguf");
 test("profile: weight bytes from the layout, f32 KV per token per layer, context, vocab, eos", async () => {
   const h = await makeEngine({ models: [{ id: "s", bytes: STORY() }], kernels: "ts" });
   const p = h.executor.profile("s");
+  assert.deepEqual(modelProfileFromGguf("s", parseGguf(STORY(), "s")), p);
   assert.deepEqual(
     { ...p, weightBytes: undefined },
     { id: "s", weightBytes: undefined, numLayers: 5, kvBytesPerTokenPerLayer: 2 * 4 * 8 * 4, maxContextTokens: 512, vocabSize: 512, eosTokenIds: [2] },
@@ -152,6 +153,9 @@ test("stop tokens end a sequence early (finishReason stop) and free its blocks",
   assert.equal(r.finishReason, "stop");
   assert.deepEqual(r.tokens, once64.generatedTokens.slice(0, once64.generatedTokens.indexOf(stopAt)));
   assert.equal(usedBlocks(h), 0);
+  await assert.rejects(generate({ executor: h.executor, modelId: "s", blocks: h.blocks.get("s")!, promptTokens: [], maxTokens: 3 }), { code: "PRISM_ENGINE_BAD_PLAN" });
+  const none = await generate({ executor: h.executor, modelId: "s", blocks: h.blocks.get("s")!, promptTokens: [1], maxTokens: 0 });
+  assert.deepEqual(none.tokens, []);
 });
 
 test("random Q8_0 model with tied output and GQA loads and runs on both kernels identically", async () => {

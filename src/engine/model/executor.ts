@@ -87,6 +87,15 @@ export function profileOf(id: ModelId, cfg: LlamaConfig, layout: WeightLayout): 
   };
 }
 
+/**
+ * The profile of a GGUF without an executor (e.g. on the scheduler's thread while the executor runs
+ * in a worker): validates the architecture, tensors and layout exactly as registration does.
+ */
+export function modelProfileFromGguf(id: string, gguf: GgufFile): ModelProfile {
+  const cfg = llamaConfigFromGguf(gguf);
+  return profileOf(id as ModelId, cfg, planWeightLayout(gguf, cfg));
+}
+
 function scratchDims(cfgs: readonly LlamaConfig[], budget: StepBudget): ScratchDims {
   const max = (f: (c: LlamaConfig) => number): number => cfgs.reduce((m, c) => Math.max(m, f(c)), 0);
   return {

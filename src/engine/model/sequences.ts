@@ -116,8 +116,8 @@ export async function runSequences(executor: Executor, specs: readonly SequenceS
   const maxSampleRows = opts.maxSampleRows ?? 64;
   const t0 = performance.now();
   const states = specs.map((s, i) => {
-    if (s.promptTokens.length === 0) throw new PrismError("PRISM_HTTP_INVALID_REQUEST", `sequence ${i}: the prompt must have at least one token`);
-    if (!Number.isSafeInteger(s.maxTokens) || s.maxTokens < 0) throw new PrismError("PRISM_HTTP_INVALID_REQUEST", `sequence ${i}: maxTokens must be a non-negative integer`);
+    if (s.promptTokens.length === 0) throw new PrismError("PRISM_ENGINE_BAD_PLAN", `sequence ${i}: the prompt must have at least one token`);
+    if (!Number.isSafeInteger(s.maxTokens) || s.maxTokens < 0) throw new PrismError("PRISM_ENGINE_BAD_PLAN", `sequence ${i}: maxTokens must be a non-negative integer`);
     return new SeqState(s, (opts.firstRequestId ?? 1) + i);
   });
   for (const st of states) if (st.spec.maxTokens === 0) st.finishReason = "length";
