@@ -9,9 +9,10 @@ import { Command } from "commander";
 import { register } from "../../src/cli/commands/trace.ts";
 
 // Only this command is loaded (not every command under src/cli/commands), so others' work cannot break it.
+let captured = "";
 async function prism(args: string[]): Promise<number> {
   const program = new Command("prism").exitOverride();
-  register(program);
+  register(program, { out: (s) => (captured += s), err: () => {} });
   try {
     await program.parseAsync(args, { from: "user" });
     return 0;
@@ -51,27 +52,18 @@ test("describe: exact per-model rate, IAT CV, peak/mean, idle fraction and token
 test("prism trace gen + describe through the CLI", async () => {
   const dir = mkdtempSync(join(tmpdir(), "prism-cli-trace-"));
   const out = join(dir, "t.csv");
-  const write = process.stdout.write.bind(process.stdout);
-  const werr = process.stderr.write.bind(process.stderr);
-  let captured = "";
   try {
-    process.stderr.write = (() => true) as typeof process.stderr.write;
     const rc = await prism(["trace", "gen", "synthetic", "--rate", "5", "--duration", "100", "--num-models", "3", "--lengths", "uniform:8-64", "--seed", "7", "--max-output", "20", "-o", out]);
     assert.equal(rc, 0);
     const t = readTrace(out);
     assert.deepEqual(t.modelNames.slice().sort(), ["m0", "m1", "m2"]);
     assert.ok(t.outputTokens.every((x) => x <= 20));
     assert.match(readFileSync(out, "utf8"), /^# prism trace gen \{"generator":"synthetic","seed":7/);
-    process.stdout.write = ((s: string) => {
-      captured += s;
-      return true;
-    }) as typeof process.stdout.write;
+    captured = "";
     assert.equal(await prism(["trace", "describe", out, "--json"]), 0);
     assert.equal(JSON.parse(captured).numRequests, t.numRequests);
     assert.equal(await prism(["trace", "gen", "bogus"]), 2);
   } finally {
-    process.stdout.write = write;
-    process.stderr.write = werr;
     rmSync(dir, { recursive: true });
   }
 });

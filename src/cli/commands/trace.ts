@@ -169,7 +169,14 @@ export function specFromFlags(source: string, f: GenFlags): GenerateSpec {
   }
 }
 
-export function register(program: Command): void {
+/** Where the command prints (tests pass their own; the node test runner owns process.stdout). */
+export interface CommandIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+}
+const STDIO: CommandIo = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t) };
+
+export function register(program: Command, io: CommandIo = STDIO): void {
   const trace = program.command("trace").description("generate and inspect request traces (arrival_s,model,input_tokens,output_tokens)");
 
   trace
@@ -208,9 +215,9 @@ export function register(program: Command): void {
       const g = generateTrace(specFromFlags(source, f));
       const text = formatTrace(g.trace, provenanceComments(g));
       if (f.out !== undefined) writeFileSync(f.out, text);
-      else process.stdout.write(text);
-      if (f.describe) process.stderr.write(`${formatDescription(describeTrace(g.trace))}\n`);
-      else if (f.out !== undefined) process.stderr.write(`wrote ${g.trace.numRequests} requests, ${g.trace.modelNames.length} models to ${f.out}\n`);
+      else io.out(text);
+      if (f.describe) io.err(`${formatDescription(describeTrace(g.trace))}\n`);
+      else if (f.out !== undefined) io.err(`wrote ${g.trace.numRequests} requests, ${g.trace.modelNames.length} models to ${f.out}\n`);
     });
 
   trace
@@ -226,6 +233,6 @@ export function register(program: Command): void {
       const bin = num("bin", f.bin);
       const duration = num("duration", f.duration);
       const d = describeTrace(t, { ...(bin !== undefined ? { binS: bin } : {}), ...(duration !== undefined ? { durationS: duration } : {}) });
-      process.stdout.write(f.json ? `${JSON.stringify(d, null, 2)}\n` : `${formatDescription(d, int("max-models", f.maxModels)!)}\n`);
+      io.out(f.json ? `${JSON.stringify(d, null, 2)}\n` : `${formatDescription(d, int("max-models", f.maxModels)!)}\n`);
     });
 }
