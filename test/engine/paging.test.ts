@@ -61,6 +61,9 @@ test("two models, six sequences interleaved in one DeviceMemory = each sequence 
   const snap = h.mem.snapshot();
   for (const s of snap.spaces) assert.equal(s.usedBlocks, 0, `space ${s.modelId}`);
   h.mem.audit();
+  // Empty spaces can be destroyed: every KV page goes back to the device.
+  for (const space of h.spaces.values()) h.mem.destroyKvSpace(space);
+  assert.equal(h.mem.snapshot().kvPages, 0);
 });
 
 test("a weight compaction moves a resident model; moveWeights re-points it and output stays golden", async () => {
