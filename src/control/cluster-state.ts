@@ -27,6 +27,8 @@ export interface DeviceSnapshot {
   readonly id: DeviceId;
   /** Bytes usable for weights + KV. */
   readonly memoryBytes: number;
+  /** Page size of the device memory (KV limits round down to pages); default 1. */
+  readonly pageBytes?: number;
   readonly instances: readonly InstanceSnapshot[];
 }
 
@@ -130,7 +132,7 @@ export function buildClusterState(nowMs: number, models: readonly ModelRecord[],
       queued += s.queuedRequests;
       running += s.runningRequests;
     }
-    return { index: d, id: dev.id, memoryBytes: dev.memoryBytes, weightBytes, kvUsedBytes, queuedRequests: queued, runningRequests: running, instances };
+    return { index: d, id: dev.id, memoryBytes: dev.memoryBytes, pageBytes: dev.pageBytes ?? 1, weightBytes, kvUsedBytes, queuedRequests: queued, runningRequests: running, instances };
   });
   const modelViews: ModelView[] = models.map((r, m) => {
     let queued = 0;

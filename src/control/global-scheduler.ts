@@ -466,7 +466,7 @@ export class GlobalScheduler {
         sinceMs: this.table.sinceMs(m, d),
       });
     }
-    return { id: b.scheduler.deviceId, memoryBytes: this.memoryBytes[d]!, instances };
+    return { id: b.scheduler.deviceId, memoryBytes: this.memoryBytes[d]!, pageBytes: snap.pageBytes, instances };
   }
 
   private bind(t: Tracked, d: number, nowMs: number): void {

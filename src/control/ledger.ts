@@ -24,6 +24,7 @@ const LEAVING = 3;
 
 export class PlanLedger {
   readonly state: ClusterState;
+  /** Actions in planning order; policies return plan(). */
   readonly actions: Action[] = [];
   readonly numModels: number;
   readonly numDevices: number;
@@ -160,6 +161,15 @@ export class PlanLedger {
 
   setKvLimit(m: number, d: number, bytes: number, revision: number): void {
     this.actions.push({ kind: "setKvLimit", model: this.model(m).id, device: this.deviceId(d), bytes, revision });
+  }
+
+  /**
+   * The plan: the actions in the order the executor runs them — deactivations, migrations,
+   * activations, KV limits — each group in the order it was planned.
+   */
+  plan(): Action[] {
+    const rank = (a: Action): number => (a.kind === "deactivate" ? 0 : a.kind === "migrate" ? 1 : a.kind === "activate" ? 2 : 3);
+    return this.actions.map((a, i) => [rank(a), i, a] as const).sort((x, y) => x[0] - y[0] || x[1] - y[1]).map((x) => x[2]);
   }
 
   /** Devices where `m` is live, ascending (cold path). */

@@ -13,6 +13,8 @@ export interface PlacementModel {
 
 export interface PlacementDevice {
   readonly memoryBytes: number;
+  /** Quotas are whole pages of this size (default 1). */
+  readonly pageBytes?: number;
 }
 
 /** Device index per model, −1 where no device could take it. */
@@ -52,10 +54,11 @@ export function placeMuxServe(models: readonly PlacementModel[], devices: readon
 
 /**
  * Fixed KV quotas per model: each device's KV memory (M − Σ weights) split among its models ∝ share_j
- * (static partitioning: rate × KV bytes per token, prism.md §4.5; MuxServe: rate). Every placed model
- * first gets a floor of min(one full context, pool / (2·n)) so a model with no expected traffic can
- * still serve a request (a real operator would never configure a zero quota). Returns bytes per model
- * (0 where unplaced).
+ * (static partitioning: rate × KV bytes per token, prism.md §4.5; MuxServe: rate), in whole pages
+ * because limits take effect per page. Every placed model first gets a floor of min(one full
+ * context, pool / (2·n)), at least one page when the pool has a page per model, so a model with no
+ * expected traffic can still serve a request (an operator would never configure a zero quota); the
+ * rest goes ∝ share, leftover pages by largest remainder. Returns bytes per model (0 where unplaced).
  */
 export function fixedQuotas(models: readonly PlacementModel[], devices: readonly PlacementDevice[], placement: Placement,
   share: (m: PlacementModel) => number): Float64Array {
@@ -70,23 +73,33 @@ export function fixedQuotas(models: readonly PlacementModel[], devices: readonly
       }
     }
     if (members.length === 0) continue;
-    const pool = Math.max(0, devices[d]!.memoryBytes - weights);
-    const floorCap = pool / (2 * members.length);
-    let floors = 0;
+    const page = Math.max(1, devices[d]!.pageBytes ?? 1);
+    const poolPages = Math.floor(Math.max(0, devices[d]!.memoryBytes - weights) / page);
+    const n = members.length;
+    const pages = new Float64Array(n);
+    let used = 0;
     let shares = 0;
-    for (const m of members) {
-      const mv = models[m]!;
-      const f = Math.min(mv.kvBytesPerToken * mv.maxContextTokens, floorCap);
-      quotas[m] = f;
-      floors += f;
+    for (let i = 0; i < n; i++) {
+      const mv = models[members[i]!]!;
+      let f = Math.min(Math.ceil((mv.kvBytesPerToken * mv.maxContextTokens) / page), Math.floor(poolPages / (2 * n)));
+      if (f === 0 && poolPages >= n) f = 1;
+      pages[i] = f;
+      used += f;
       shares += Math.max(0, share(mv));
     }
-    const rest = pool - floors;
-    for (const m of members) {
-      const s = Math.max(0, share(models[m]!));
-      quotas[m]! += shares > 0 ? (rest * s) / shares : rest / members.length;
+    const rest = poolPages - used;
+    const frac = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const s = Math.max(0, share(models[members[i]!]!));
+      const exact = shares > 0 ? (rest * s) / shares : rest / n;
+      const whole = Math.floor(exact);
+      pages[i]! += whole;
+      frac[i] = exact - whole;
+      used += whole;
     }
-    for (const m of members) quotas[m] = Math.floor(quotas[m]!);
+    const byRemainder = order(n, (a, b) => frac[b]! - frac[a]!);
+    for (let k = 0; used < poolPages && k < n; k++, used++) pages[byRemainder[k]!]! += 1;
+    for (let i = 0; i < n; i++) quotas[members[i]!] = pages[i]! * page;
   }
   return quotas;
 }

@@ -52,6 +52,8 @@ export interface DeviceView {
   readonly id: DeviceId;
   /** Bytes usable for weights + KV (the device budget minus KV headroom). */
   readonly memoryBytes: number;
+  /** KV limits take effect in whole pages of this size (1 when unknown). */
+  readonly pageBytes: number;
   /** Σ weights of every instance on the device, deactivating ones included (they hold memory until drained). */
   readonly weightBytes: number;
   readonly kvUsedBytes: number;

@@ -71,7 +71,7 @@ export class FixedPlacementPolicy implements Policy {
         ledger.setKvLimit(m, d, layout.quotas[m]!, inst.kvLimitRevision + 1);
       }
     }
-    return ledger.actions;
+    return ledger.plan();
   }
 
   onDemand(state: ClusterState, model: number, _nowMs: number): OnDemand {
@@ -82,7 +82,7 @@ export class FixedPlacementPolicy implements Policy {
     if (ledger.isPresent(model, d) || !ledger.fits(model, d)) return { kind: "wait" };
     ledger.activate(model, d);
     if (layout.quotas !== null) ledger.setKvLimit(model, d, layout.quotas[model]!, 1);
-    return { kind: "activate", actions: ledger.actions, device: d };
+    return { kind: "activate", actions: ledger.plan(), device: d };
   }
 
   private layoutFor(state: ClusterState): Layout {
@@ -96,7 +96,7 @@ export class FixedPlacementPolicy implements Policy {
       ttftSloMs: m.ttftSloMs,
       ratePerS: m.expectedRatePerS,
     }));
-    const devices = state.devices.map((d) => ({ memoryBytes: d.memoryBytes }));
+    const devices = state.devices.map((d) => ({ memoryBytes: d.memoryBytes, pageBytes: d.pageBytes }));
     const frac = this.config.minKvFraction;
     let placement: Placement;
     let quotas: Float64Array | null;

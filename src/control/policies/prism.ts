@@ -61,7 +61,7 @@ export class PrismPolicy implements Policy {
     this.evictIdle(ledger, nowMs);
     this.rebalance(ledger);
     this.activateWaiting(ledger);
-    return ledger.actions;
+    return ledger.plan();
   }
 
   onDemand(state: ClusterState, model: number, _nowMs: number): OnDemand {
@@ -72,7 +72,7 @@ export class PrismPolicy implements Policy {
     if (choice === null) return { kind: "wait" };
     for (const v of choice.victims) ledger.deactivate(v.model, choice.device);
     ledger.activate(model, choice.device);
-    return { kind: "activate", actions: ledger.actions, device: choice.device };
+    return { kind: "activate", actions: ledger.plan(), device: choice.device };
   }
 
   /** Expected reload time of a model (ms). */

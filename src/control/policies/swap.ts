@@ -56,13 +56,13 @@ export class SwapPolicy implements Policy {
       if (!this.isEmpty(ledger, d)) continue;
       while (next < idleModels.length) {
         const m = idleModels[next++]!.index;
-        if (ledger.fits(m, d)) {
+        if (!ledger.isPresent(m, d) && ledger.fits(m, d)) {
           ledger.activate(m, d);
           break;
         }
       }
     }
-    return ledger.actions;
+    return ledger.plan();
   }
 
   onDemand(state: ClusterState, model: number, _nowMs: number): OnDemand {
@@ -74,7 +74,7 @@ export class SwapPolicy implements Policy {
     const free = this.freeOrIdleDevice(ledger, model);
     if (free === null) return { kind: "wait" };
     this.swapIn(ledger, model, free.device, free.victim);
-    return { kind: "activate", actions: ledger.actions, device: free.device };
+    return { kind: "activate", actions: ledger.plan(), device: free.device };
   }
 
   private ledger(state: ClusterState): PlanLedger {
