@@ -13,7 +13,7 @@ import { Cluster, tinyModel, type Arrival } from "./cluster-harness.ts";
 
 const MIN_KV = 0.05;
 
-interface GenModel { weight: number; rate: number; expected: number; pending: number; pinned: boolean; keepAlive: number; ttft: number }
+interface GenModel { weight: number; rate: number; expected: number; pending: number; keepAlive: number; ttft: number }
 interface GenInst { device: number; state: InstanceState; queued: number; running: number; lastUsed: number; since: number; limited: boolean }
 
 const genCluster = fc.record({
@@ -23,7 +23,6 @@ const genCluster = fc.record({
     rate: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 20, noNaN: true })),
     expected: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 10, noNaN: true })),
     pending: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 5 })),
-    pinned: fc.boolean({ trueWeight: 1 }).map((b) => b && Math.random() < 0), // overwritten below
     keepAlive: fc.integer({ min: 0, max: 20_000 }),
     ttft: fc.integer({ min: 20, max: 5000 }),
   }), { minLength: 1, maxLength: 14 }),
@@ -41,7 +40,9 @@ const genCluster = fc.record({
   nowMs: fc.integer({ min: 0, max: 40_000 }),
 });
 
-function build(g: fc.Infer<typeof genCluster>): ClusterState {
+type Gen = typeof genCluster extends fc.Arbitrary<infer T> ? T : never;
+
+function build(g: Gen): ClusterState {
   const used = g.memories.map(() => 0);
   const perDevice: ReturnType<typeof inst>[][] = g.memories.map(() => []);
   const models = g.models.map((m: GenModel, i) => {
