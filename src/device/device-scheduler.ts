@@ -424,6 +424,7 @@ export class DeviceScheduler {
     this.outstanding = "none";
     this.loadingModel = null;
     m.residency = { kind: "resident", sinceMs: nowMs, byteOffset: m.residency.byteOffset };
+    m.freshlyActivated = m.queue.size > 0;
     m.idleSinceMs = nowMs;
     m.numActivations++;
     m.lastActivationMs = durationMs;
@@ -547,6 +548,19 @@ export class DeviceScheduler {
     this.activationWish = null;
     this.memoryWish = null;
     for (const m of models) if (m !== null) m.skipInPass = false;
+    // A model just activated for its queue head admits that head first, even if another queue's
+    // head has become more urgent meanwhile (slack turning late): every activation serves at least
+    // one request, so two models cannot evict each other back and forth without progress.
+    for (const m of models) {
+      if (m === null || !m.freshlyActivated) continue;
+      if (m.queue.size === 0 || m.residency.kind !== "resident") {
+        m.freshlyActivated = false;
+        continue;
+      }
+      if (this.tokenBudget <= 0 || this.numRunningTotal >= cfg.maxBatchSeqs || m.numRunning >= m.serving.maxRunning) continue;
+      m.queue.refreshHead(nowMs);
+      if (this.admitHead(m, nowMs) === "stop") return;
+    }
     while (this.tokenBudget > 0 && this.numRunningTotal < cfg.maxBatchSeqs && this.numQueuedTotal > 0) {
       let best: ModelEntry | null = null;
       for (let i = 0; i < models.length; i++) {
@@ -562,46 +576,57 @@ export class DeviceScheduler {
         this.activationWish = best;
         return;
       }
-      const r = best.queue.head!;
-      const space = best.space;
-      const totalTokens = r.numPromptTokens + r.maxOutputTokens;
-      const alone = this.numRunningTotal === 0;
-      const needBlocks = this.blocksFor(Math.min(r.numTokens + (alone ? 1 : Math.max(1, cfg.decodeMarginTokens)), totalTokens));
-      const allocBlocks = this.blocksFor(r.numTokens);
-      if (this.blocksFor(Math.min(r.numTokens + 1, totalTokens)) > best.maxKvBlocks) {
-        best.queue.popHead();
-        this.numQueuedTotal--;
-        this.finish(r, { kind: "failed", error: tooLarge(r, best) }, nowMs, -1);
-        continue;
-      }
-      r.ensureBlockCapacity(needBlocks);
-      if (space.availableBlocks() < needBlocks || !space.allocInto(allocBlocks, r.blocks, 0)) {
-        if (this.memory.freeKvPages() * space.blocksPerPage >= needBlocks) {
-          // The device has the memory; this model's own KV limit is what binds. Others go on.
-          if (best.numRunning === 0) {
-            best.queue.popHead();
-            this.numQueuedTotal--;
-            this.finish(r, { kind: "failed", error: tooLarge(r, best) }, nowMs, -1);
-          } else {
-            best.skipInPass = true;
-          }
-          continue;
-        }
-        this.memoryWish = best; // head-of-line on memory
-        return;
-      }
-      best.queue.popHead();
-      this.numQueuedTotal--;
-      r.numBlocks = allocBlocks;
-      r.kind = "prefilling";
-      r.numComputed = 0;
-      r.numPrefillTarget = r.numTokens;
-      if (Number.isNaN(r.admittedMs)) r.admittedMs = nowMs;
-      this.running.push(r);
-      this.numRunningTotal++;
-      best.numRunning++;
-      this.planPrefill(r);
+      if (this.admitHead(best, nowMs) === "stop") return;
     }
+  }
+
+  /**
+   * Admit the head of a resident model's queue (refreshHead already called): allocate blocks for all
+   * its tokens so far and plan its first prefill chunk. "stop" = head-of-line on device memory.
+   */
+  private admitHead(m: ModelEntry, nowMs: number): "admitted" | "skipped" | "stop" {
+    const cfg = this.config;
+    const r = m.queue.head!;
+    const space = m.space;
+    const totalTokens = r.numPromptTokens + r.maxOutputTokens;
+    const alone = this.numRunningTotal === 0;
+    const needBlocks = this.blocksFor(Math.min(r.numTokens + (alone ? 1 : Math.max(1, cfg.decodeMarginTokens)), totalTokens));
+    const allocBlocks = this.blocksFor(r.numTokens);
+    if (this.blocksFor(Math.min(r.numTokens + 1, totalTokens)) > m.maxKvBlocks) {
+      m.queue.popHead();
+      this.numQueuedTotal--;
+      this.finish(r, { kind: "failed", error: tooLarge(r, m) }, nowMs, -1);
+      return "skipped";
+    }
+    r.ensureBlockCapacity(needBlocks);
+    if (space.availableBlocks() < needBlocks || !space.allocInto(allocBlocks, r.blocks, 0)) {
+      if (this.memory.freeKvPages() * space.blocksPerPage >= needBlocks) {
+        // The device has the memory; this model's own KV limit is what binds. Others go on.
+        if (m.numRunning === 0) {
+          m.queue.popHead();
+          this.numQueuedTotal--;
+          this.finish(r, { kind: "failed", error: tooLarge(r, m) }, nowMs, -1);
+        } else {
+          m.skipInPass = true;
+        }
+        return "skipped";
+      }
+      this.memoryWish = m; // head-of-line on memory
+      return "stop";
+    }
+    m.queue.popHead();
+    this.numQueuedTotal--;
+    m.freshlyActivated = false;
+    r.numBlocks = allocBlocks;
+    r.kind = "prefilling";
+    r.numComputed = 0;
+    r.numPrefillTarget = r.numTokens;
+    if (Number.isNaN(r.admittedMs)) r.admittedMs = nowMs;
+    this.running.push(r);
+    this.numRunningTotal++;
+    m.numRunning++;
+    this.planPrefill(r);
+    return "admitted";
   }
 
   private planDecode(r: Request): void {
@@ -734,7 +759,10 @@ export class DeviceScheduler {
 
   private learnPrefillRate(stepMs: number, nowMs: number): void {
     const numTokens = this.planPrefillTokens + this.planDecodeTokens;
-    if (this.planPrefillTokens === 0) return;
+    // Learn only from prefill-dominated steps: their per-token cost is the prefill cost; a few
+    // decodes beside a chunk do not skew it much, while decode-heavy steps would (and would re-key
+    // queues back and forth as the step mix changes).
+    if (this.planPrefillTokens < this.planDecodeTokens || this.planPrefillTokens === 0) return;
     const cfg = this.config;
     for (const m of this.models) {
       if (m === null || !m.prefilledThisStep) continue;

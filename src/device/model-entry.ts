@@ -42,6 +42,8 @@ export class ModelEntry {
   maxKvBlocks: number;
   /** Set during planning when the model has prefill tokens in the step (estimate update). */
   prefilledThisStep: boolean;
+  /** Loaded for its queue and has not admitted a request since (it admits its head first). */
+  freshlyActivated: boolean;
   /** Skip this model for the rest of the current admission pass. */
   skipInPass: boolean;
   numActivations: number;
@@ -66,6 +68,7 @@ export class ModelEntry {
     this.maxKvBlocks = 0;
     this.prefilledThisStep = false;
     this.skipInPass = false;
+    this.freshlyActivated = false;
     this.numActivations = 0;
     this.lastActivationMs = Number.NaN;
   }

@@ -33,10 +33,13 @@ export function latestStartMs(arrivalMs: number, ttftSloMs: number, estPrefillMs
  * evenly over all tokens it computed (decode tokens cost about as much as prefill tokens per token
  * on a compute-bound batch; the estimate orders requests, it does not predict wall time exactly).
  */
+const MIN_MS_PER_TOKEN = 1e-6;
+
 export function updatePrefillRate(current: number, stepMs: number, numStepTokens: number, alpha: number): number {
   if (!(numStepTokens > 0) || !(stepMs >= 0) || !Number.isFinite(stepMs)) return current;
   const sample = stepMs / numStepTokens;
-  return current + alpha * (sample - current);
+  // Floor: a zero-cost executor would otherwise decay the estimate geometrically and re-key forever.
+  return Math.max(MIN_MS_PER_TOKEN, current + alpha * (sample - current));
 }
 
 /** True when keys computed with `keyedRate` are too far from the live estimate. */

@@ -71,6 +71,26 @@ test("a more urgent model takes the memory of one with only queued requests (no 
   for (const id of order) assert.equal(h.sink.outcomeOf(id), "finished:length");
 });
 
+test("an activated model serves its head before it can be evicted again (no activation ping-pong)", () => {
+  const profiles = [makeProfile("a", { weightBytes: 10 * PAGE_BYTES }), makeProfile("b", { weightBytes: 10 * PAGE_BYTES })];
+  const h = makeScheduler({
+    budgetPages: 20,
+    exec: { profiles, loadMsPerByte: 800 / (10 * PAGE_BYTES) },
+    config: { prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9, maxBatchTokens: 512, prefillChunkTokens: 512 },
+  });
+  for (const p of profiles) h.sched.addModel(p, { ttftSloMs: 1000 });
+  submit(h, { id: 1, model: "a", prompt: 10, maxTokens: 3, arrivalMs: 0 });
+  drive(h, { before: () => h.sched.numRunning === 0 }); // load a (800 ms), admit request 1
+  const t = h.clock.nowMs();
+  // b's head: latest start t + 700; a's next: t + 990. While b loads (800 ms) b's head turns late
+  // (priority = est 300 ms) and a's becomes more urgent (slack ≈ 190 ms).
+  submit(h, { id: 2, model: "b", prompt: 300, maxTokens: 2, arrivalMs: t });
+  submit(h, { id: 3, model: "a", prompt: 10, maxTokens: 2, arrivalMs: t });
+  const log = drive(h);
+  assert.deepEqual(log.actions.filter((a) => a !== "step"), ["unload a (evict)", "load b", "unload b (evict)", "load a"]);
+  assert.deepEqual(h.sink.order, [1, 2, 3]);
+});
+
 test("keep-alive expiry unloads an idle model; pinned models stay", () => {
   const h = makeScheduler({ budgetPages: 64 });
   h.sched.addModel(makeProfile("a"), { keepAliveMs: 500 });
