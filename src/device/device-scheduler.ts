@@ -22,7 +22,8 @@
  *      loads requested by the layer above;
  *   4. a step: decodes first (one token each, growing block tables, preempting under pressure),
  *      then prefill chunks of admitted requests, then admission of new requests by priority while
- *      the token budget lasts;
+ *      the token budget lasts (a model just activated admits its head first, so every activation
+ *      serves at least one request and two models cannot evict each other without progress);
  *   5. if the step is empty: act on what blocked admission (activate, evict, or fail a request
  *      that cannot fit even alone) or go idle until the next keep-alive expiry.
  *
@@ -126,6 +127,7 @@ export class DeviceScheduler {
   private numSubmitted = 0;
   private numFinished = 0;
   private numCancelled = 0;
+  private numDrained = 0;
   private numFailed = 0;
   private numActivations = 0;
   private numEvictions = 0;
@@ -262,7 +264,7 @@ export class DeviceScheduler {
     if (bad !== null) return bad;
     if (m.queue.size >= this.config.maxQueuedPerModel || this.numQueuedTotal >= this.config.maxQueuedTotal) return "busy";
     const now = this.clock.nowMs();
-    const r = new Request(spec, m.index, m.profile.maxContextTokens, m.profile.eosTokenIds, this.config.blockTokens, this.tieSeq++, now);
+    const r = new Request(spec, m.index, m.profile.maxContextTokens, m.eosTokenIds, this.config.blockTokens, this.tieSeq++, now);
     this.requests.set(r.id, r);
     m.queue.push(r, now);
     this.numQueuedTotal++;
@@ -297,6 +299,7 @@ export class DeviceScheduler {
     const out: SubmitRequest[] = [];
     for (const r of m.queue.drainAll()) {
       this.numQueuedTotal--;
+      this.numDrained++;
       this.requests.delete(r.id);
       r.kind = "cancelled";
       const generated = r.tokens.slice(r.numPromptTokens, r.numTokens);
@@ -483,7 +486,7 @@ export class DeviceScheduler {
     }
     return {
       deviceId: this.deviceId, numSteps: this.numSteps, numQueued: this.numQueuedTotal, numRunning: this.numRunningTotal,
-      numSubmitted: this.numSubmitted, numFinished: this.numFinished, numCancelled: this.numCancelled, numFailed: this.numFailed,
+      numSubmitted: this.numSubmitted, numFinished: this.numFinished, numCancelled: this.numCancelled, numFailed: this.numFailed, numDrained: this.numDrained,
       numActivations: this.numActivations, numEvictions: this.numEvictions, numKeepAliveUnloads: this.numKeepAliveUnloads,
       numManualUnloads: this.numManualUnloads, numPreemptions: this.numPreemptions, totalActivationMs: this.totalActivationMs, models,
     };

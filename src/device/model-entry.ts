@@ -23,6 +23,8 @@ export class ModelEntry {
   readonly serving: ModelServingConfig;
   readonly space: KvSpace;
   readonly queue: ModelQueue;
+  /** The profile's EOS ids, shared by the model's requests. */
+  readonly eosTokenIds: Int32Array;
   /** Pages the weights take (rounded up). */
   readonly weightPages: number;
   residency: Residency;
@@ -56,6 +58,7 @@ export class ModelEntry {
     this.serving = serving;
     this.space = space;
     this.queue = new ModelQueue(cfg, serving.ttftSloMs, cfg.prefillMsPerTokenPrior);
+    this.eosTokenIds = Int32Array.from(profile.eosTokenIds);
     this.weightPages = Math.ceil(profile.weightBytes / pageBytes);
     this.residency = ABSENT;
     this.pinned = serving.pinned;

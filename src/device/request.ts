@@ -105,7 +105,8 @@ export class Request implements HeapItem {
   numPreemptions: number;
   numStreamed: number;
 
-  constructor(spec: SubmitRequest, modelIndex: number, maxContextTokens: number, eosTokenIds: readonly number[], blockTokens: number, tie: number, nowMs: number) {
+  /** eosTokenIds: the model's (shared, read-only) EOS ids. */
+  constructor(spec: SubmitRequest, modelIndex: number, maxContextTokens: number, eosTokenIds: Int32Array, blockTokens: number, tie: number, nowMs: number) {
     this.id = spec.requestId;
     this.spec = spec;
     this.sink = spec.sink;
@@ -122,8 +123,8 @@ export class Request implements HeapItem {
     this.numTokens = prompt.length + numGenerated;
     this.numComputed = 0;
     this.numPrefillTarget = this.numTokens;
-    this.stopTokenIds = Int32Array.from(spec.stopTokenIds ?? []);
-    this.eosTokenIds = spec.ignoreEos === true ? new Int32Array(0) : Int32Array.from(eosTokenIds);
+    this.stopTokenIds = spec.stopTokenIds === undefined || spec.stopTokenIds.length === 0 ? EMPTY_I32 : Int32Array.from(spec.stopTokenIds);
+    this.eosTokenIds = spec.ignoreEos === true ? EMPTY_I32 : eosTokenIds;
     const s = spec.sampling;
     this.usesPenalties = s.repetitionPenalty !== 1 || s.frequencyPenalty !== 0 || s.presencePenalty !== 0;
 

@@ -180,6 +180,8 @@ export interface DeviceStats {
   readonly numFinished: number;
   readonly numCancelled: number;
   readonly numFailed: number;
+  /** Handed back by drainModel (not finished here). */
+  readonly numDrained: number;
   readonly numActivations: number;
   /** Unloads to make room for another model. */
   readonly numEvictions: number;
