@@ -57,8 +57,9 @@ export interface GlobalCounters extends ControlCounters {
   rounds: number;
   /** Activations triggered by a router miss (between rounds). */
   onDemandActivations: number;
-  /** Requests that waited in the pending queue at least once. */
+  /** Times a request entered the pending queue. */
   pendingRequests: number;
+  /** Requests refused with an error (not "busy"). */
   rejected: number;
 }
 
@@ -181,8 +182,12 @@ export class GlobalScheduler {
     const nowMs = this.clock.nowMs();
     if (this.maintenanceDue) this.maintain(nowMs);
     const m = this.modelIndex.get(spec.modelId);
-    if (m === undefined) return new PrismError("PRISM_UNKNOWN_MODEL", `unknown model '${spec.modelId}'`, { model: spec.modelId });
+    if (m === undefined) {
+      this.numRejected++;
+      return new PrismError("PRISM_UNKNOWN_MODEL", `unknown model '${spec.modelId}'`, { model: spec.modelId });
+    }
     if (this.requests.has(spec.requestId)) {
+      this.numRejected++;
       return new PrismError("PRISM_REQUEST_INVALID", `request id ${spec.requestId} is already in flight`, { requestId: spec.requestId });
     }
     this.demand.onArrival(m, nowMs, spec.promptTokens.length);
