@@ -20,6 +20,8 @@ export class StepRecordImpl implements StepRecord {
   modelIds: readonly ModelId[] = [];
   kvPages: Int32Array = new Int32Array(0);
   kvUsedBlocks: Int32Array = new Int32Array(0);
+  queuedByModel: Int32Array = new Int32Array(0);
+  runningByModel: Int32Array = new Int32Array(0);
   /** Model slot of each modelIds entry. */
   private slots: Int32Array = new Int32Array(0);
 
@@ -34,6 +36,8 @@ export class StepRecordImpl implements StepRecord {
     this.slots = Int32Array.from(live.map((m) => m.index));
     this.kvPages = new Int32Array(live.length);
     this.kvUsedBlocks = new Int32Array(live.length);
+    this.queuedByModel = new Int32Array(live.length);
+    this.runningByModel = new Int32Array(live.length);
   }
 
   fill(stepIndex: number, startMs: number, endMs: number, stepMs: number, numSeqs: number, numPrefillTokens: number,
@@ -49,9 +53,12 @@ export class StepRecordImpl implements StepRecord {
     this.numRunning = numRunning;
     const slots = this.slots;
     for (let i = 0; i < slots.length; i++) {
-      const space = models[slots[i]!]!.space;
+      const m = models[slots[i]!]!;
+      const space = m.space;
       this.kvPages[i] = space.mappedPages;
       this.kvUsedBlocks[i] = space.usedBlocks;
+      this.queuedByModel[i] = m.queue.size;
+      this.runningByModel[i] = m.numRunning;
     }
   }
 }

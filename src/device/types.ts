@@ -153,6 +153,9 @@ export interface StepRecord {
   readonly modelIds: readonly ModelId[];
   readonly kvPages: Int32Array;
   readonly kvUsedBlocks: Int32Array;
+  /** Queued and running requests per model (same index as modelIds). */
+  readonly queuedByModel: Int32Array;
+  readonly runningByModel: Int32Array;
 }
 
 export type ResidencyKind = "absent" | "loading" | "resident";

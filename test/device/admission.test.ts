@@ -109,7 +109,12 @@ test("per-model maxRunning caps one model without blocking the others", () => {
   drive(h);
   // a runs one at a time; b's three run together from the first step.
   assert.equal(h.records[0]!.numSeqs, 4);
-  for (const r of h.records) assert.ok(r.numRunning <= 4);
+  for (const r of h.records) {
+    assert.ok(r.numRunning <= 4);
+    assert.ok(r.runningByModel[0]! <= 1);
+    assert.equal(r.runningByModel[0]! + r.runningByModel[1]!, r.numRunning);
+    assert.equal(r.queuedByModel[0]! + r.queuedByModel[1]!, r.numQueued);
+  }
   assert.equal(h.sink.order.filter((id) => id < 10).join(), "1,2,3");
 });
 

@@ -75,7 +75,7 @@ export function makeScheduler(o: HarnessOptions = {}): Harness {
 }
 
 function copyRecord(r: StepRecord): StepRecord {
-  return { ...r, kvPages: r.kvPages.slice(), kvUsedBlocks: r.kvUsedBlocks.slice() };
+  return { ...r, kvPages: r.kvPages.slice(), kvUsedBlocks: r.kvUsedBlocks.slice(), queuedByModel: r.queuedByModel.slice(), runningByModel: r.runningByModel.slice() };
 }
 
 export interface Finished {
