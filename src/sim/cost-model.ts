@@ -2,11 +2,17 @@
  * Roofline cost model of one device step, and the Executor the simulator (and parity tests) plug in
  * instead of a real engine.
  *
- * Per model present in a step (models on one device run one after another inside a step):
+ * Per model present in a step:
  *   computeMs = (2·params·T + 4·L·H·d·Σ n·(startPos + (n+1)/2)) / tp / (peakFlops·mfu)
  *   memoryMs  = (weightBytes/tp + kvBytesPerToken/tp · Σ (startPos + n)) / (memBw·mbu)
  *   commMs    = tp > 1 ? 2·L·(allReduceLatency + 2·(tp−1)/tp · T·hidden·dtype / peerLink) : 0
- *   stepMs    = Σ_models max(computeMs, memoryMs) + commMs + stepOverheadMs
+ *   busyMs_m  = max(computeMs, memoryMs) + commMs          (the device is busy: GPU work)
+ *   groupMs_m = busyMs_m + stepOverheadMs                 (one model alone: + launch/scheduling gaps)
+ * and for the step: stepMs = max(Σ_m busyMs_m, max_m groupMs_m).
+ * Models co-located on a device run as separate engines (Prism: one engine process per model): their
+ * GPU work serialises (Σ busy), but one engine's CPU-side overhead (scheduler, kernel launches with
+ * CUDA graphs off) overlaps the others' GPU work, so a step with k models costs the larger of the
+ * serialised GPU time and the slowest model's own step. With one model: busy + overhead.
  * with T = tokens fed this step, n = tokens of one sequence, L layers, H query heads, d head dim.
  * Activation: loadMs = activationStartMs + (weightBytes/tp) / (hostLink·hostLinkEfficiency); the ranks
  * of a TP model load in parallel.
@@ -87,6 +93,8 @@ export class CostModel {
   private slotTokens: Float64Array<ArrayBuffer> = new Float64Array(16);
   private slotPairs: Float64Array<ArrayBuffer> = new Float64Array(16);
   private slotKv: Float64Array<ArrayBuffer> = new Float64Array(16);
+  /** Device-busy time of the last stepMs (Σ busy over models), for utilisation. */
+  lastBusyMs = 0;
 
   constructor(opts: CostModelOptions) {
     this.deviceType = opts.deviceType;
@@ -145,19 +153,29 @@ export class CostModel {
       this.slotPairs[k]! += n * (s.startPos + (n + 1) / 2);
       this.slotKv[k]! += s.startPos + n;
     }
-    let total = 0;
+    let sumBusy = 0;
+    let maxGroup = 0;
     for (let k = 0; k < numSlots; k++) {
-      total += this.groupMs(slotCost[k]!, this.slotTokens[k]!, this.slotPairs[k]!, this.slotKv[k]!);
+      const c = slotCost[k]!;
+      const busy = this.busyMs(c, this.slotTokens[k]!, this.slotPairs[k]!, this.slotKv[k]!);
+      sumBusy += busy;
+      if (busy + c.stepOverheadMs > maxGroup) maxGroup = busy + c.stepOverheadMs;
     }
-    return total;
+    this.lastBusyMs = sumBusy;
+    return sumBusy > maxGroup ? sumBusy : maxGroup;
   }
 
-  /** Step time of one model's share of a step, from its aggregates (see the header formula). */
-  groupMs(c: ModelCost, numTokens: number, attnPairs: number, kvTokens: number): number {
+  /** Device-busy (GPU) time of one model's share of a step, without the fixed overhead. */
+  busyMs(c: ModelCost, numTokens: number, attnPairs: number, kvTokens: number): number {
     const computeMs = numTokens * c.msPerTokenFlops + attnPairs * c.msPerAttnPair;
     const memoryMs = c.msWeights + kvTokens * c.msPerKvToken;
     const commMs = c.tp > 1 ? c.commMsPerStep + numTokens * c.commMsPerToken : 0;
-    return (computeMs > memoryMs ? computeMs : memoryMs) + commMs + c.stepOverheadMs;
+    return (computeMs > memoryMs ? computeMs : memoryMs) + commMs;
+  }
+
+  /** Step time of one model alone, from its aggregates (see the header formula). */
+  groupMs(c: ModelCost, numTokens: number, attnPairs: number, kvTokens: number): number {
+    return this.busyMs(c, numTokens, attnPairs, kvTokens) + c.stepOverheadMs;
   }
 
   /** A prefill of `numTokens` prompt tokens in one step, alone on the device (positions [startPos, startPos+n)). */

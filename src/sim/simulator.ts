@@ -6,7 +6,8 @@
  * Event kinds, in tie order at equal times (completions first, so state is current when arrivals
  * are routed and policies tick; device kicks last, so all same-time submissions batch into one plan,
  * as in the async DeviceLoop where a wake runs after the synchronous submissions):
- *   STEP_DONE(device) → LOAD_DONE(device, model) → ARRIVAL(request) → TICK → SAMPLE → WAKE(device, gen) → KICK(device)
+ *   STEP_DONE(device) → LOAD_DONE(device, model) → ARRIVAL(request) → TICK → DEFER → SAMPLE → WAKE(device, gen) → KICK(device)
+ * (DEFER runs work the global scheduler must not do inside a device's result sink, FIFO.)
  *
  * Per device: when nothing is outstanding and work may exist (wake listener, a completion, a wake
  * timer), ask nextAction(now):
@@ -35,9 +36,10 @@ export const EV_STEP_DONE = 0;
 export const EV_LOAD_DONE = 1;
 export const EV_ARRIVAL = 2;
 export const EV_TICK = 3;
-export const EV_SAMPLE = 4;
-export const EV_WAKE = 5;
-export const EV_KICK = 6;
+export const EV_DEFER = 4;
+export const EV_SAMPLE = 5;
+export const EV_WAKE = 6;
+export const EV_KICK = 7;
 
 /** A model as the simulator runs it: its cost-model coefficients (profile inside) and SLOs. */
 export interface SimModel {
@@ -68,8 +70,10 @@ export interface ClusterDriver {
   onLoadStart?(device: number, modelId: ModelId, nowMs: number): void;
   onLoaded?(device: number, modelId: ModelId, nowMs: number): void;
   onUnloaded?(device: number, modelId: ModelId, nowMs: number): void;
-  /** Every request outcome passes here first (the driver may wrap sinks instead). */
+  /** Migrations done so far (0 for drivers that never move models). */
   readonly migrations: number;
+  /** Device-scheduler settings the driver's policy needs (e.g. local order); applied over the defaults. */
+  readonly deviceConfig?: Partial<DeviceSchedulerConfig>;
 }
 
 export interface ClusterContext {
@@ -79,6 +83,8 @@ export interface ClusterContext {
   readonly costModel: CostModel;
   /** The cluster gives up on a request no device accepted (rejected, invalid): it counts as failed. */
   reject(spec: SubmitRequest): void;
+  /** Run fn at the current virtual time, after the current event (FIFO). */
+  defer(fn: () => void): void;
 }
 
 export interface SimulatorOptions {
@@ -89,7 +95,7 @@ export interface SimulatorOptions {
   readonly numDevices: number;
   readonly driver: ClusterDriver;
   readonly deviceConfig?: Partial<DeviceSchedulerConfig>;
-  /** Physical page size of the device memory (default 2 MiB, kvcached's page). */
+  /** Physical page size of the device memory (default 32 MiB, see DEFAULT_PAGE_BYTES). */
   readonly pageBytes?: number;
   /** KV headroom fraction (default 0.05 = kvcached GPU_UTILIZATION 0.95). */
   readonly kvHeadroomFraction?: number;
@@ -134,7 +140,7 @@ export interface SimRunResult {
   readonly migrations: number;
   readonly preemptions: number;
   readonly steps: number;
-  /** Σ step time / (devices × endMs). */
+  /** Σ device-busy (GPU) time / (devices × endMs): step time without the fixed per-step overhead. */
   readonly utilization: number;
   readonly busyMs: Float64Array;
   readonly failed: number;
@@ -142,7 +148,16 @@ export interface SimRunResult {
   readonly events: number;
 }
 
-const DEFAULT_PAGE_BYTES = 2 * 1024 * 1024;
+/**
+ * kvcached maps a 2 MiB page in every layer for K and V at once, so its physical unit is
+ * 2 MiB × layers × 2 (128 MiB for 32 layers, prism.md §3.1). Our pool's pages span all layers, so the
+ * comparable unit is larger than 2 MiB; 32 MiB holds 8–64 blocks of 16 tokens for every catalog
+ * model (a 16-token block of Qwen2.5-14B is 3 MiB).
+ */
+export const DEFAULT_PAGE_BYTES = 32 * 1024 * 1024;
+/** A cluster with arrivals over and no step or load for this long is stuck (see EV_TICK). */
+const STUCK_MS = 600_000;
+const NOOP = (): void => {};
 
 /**
  * Defaults for GPU devices, after SGLang (which the Prism prototype runs on): chunked prefill of 8192
@@ -186,6 +201,10 @@ export class Simulator implements RequestSink {
   private timeline: SimTimeline | null = null;
   private readonly openSpan: (ResidencySpanRec | null)[][] = [];
   private started = false;
+  private readonly deferred: (() => void)[] = [];
+  private deferredHead = 0;
+  /** Last time a step or load completed (ms): progress detection for stuck clusters. */
+  private lastProgressMs = 0;
 
   constructor(opts: SimulatorOptions) {
     this.opts = opts;
@@ -206,7 +225,7 @@ export class Simulator implements RequestSink {
 
     const pageBytes = opts.pageBytes ?? DEFAULT_PAGE_BYTES;
     const budgetBytes = Math.floor(opts.costModel.device.memBytes / pageBytes) * pageBytes;
-    const config = resolveDeviceSchedulerConfig({ ...GPU_DEVICE_SCHEDULER_DEFAULTS, ...(opts.deviceConfig ?? {}) });
+    const config = resolveDeviceSchedulerConfig({ ...GPU_DEVICE_SCHEDULER_DEFAULTS, ...(opts.deviceConfig ?? {}), ...(opts.driver.deviceConfig ?? {}) });
     for (let d = 0; d < opts.numDevices; d++) {
       const id = toDeviceId(d);
       const memory = new DeviceMemory({ budgetBytes, pageBytes, backed: false, kvHeadroomFraction: opts.kvHeadroomFraction ?? 0.05 });
@@ -235,7 +254,17 @@ export class Simulator implements RequestSink {
     this.started = true;
     const opts = this.opts;
     const driver = opts.driver;
-    driver.init({ devices: this.devices, models: opts.models, clock: this.clock, costModel: opts.costModel, reject: (spec) => this.failUnplaced(spec.requestId as number) });
+    driver.init({
+      devices: this.devices,
+      models: opts.models,
+      clock: this.clock,
+      costModel: opts.costModel,
+      reject: (spec) => this.failUnplaced(spec.requestId as number),
+      defer: (fn) => {
+        this.deferred.push(fn);
+        this.q.push(this.clock.nowUs(), EV_DEFER);
+      },
+    });
     const q = this.q;
     const trace = this.trace;
     const n = trace.numRequests;
@@ -258,6 +287,7 @@ export class Simulator implements RequestSink {
           const r = s.result!;
           s.result = null;
           s.busy = false;
+          this.lastProgressMs = tUs / 1000;
           this.devices[a]!.scheduler.completeStep(r, tUs / 1000);
           this.drive(a);
           break;
@@ -268,6 +298,7 @@ export class Simulator implements RequestSink {
           s.loadModel = null;
           s.busy = false;
           const nowMs = tUs / 1000;
+          this.lastProgressMs = nowMs;
           this.devices[a]!.scheduler.completeLoad(m, s.loadMs, nowMs);
           driver.onLoaded?.(a, m, nowMs);
           this.drive(a);
@@ -283,7 +314,20 @@ export class Simulator implements RequestSink {
         case EV_TICK: {
           const nowMs = tUs / 1000;
           driver.tick(nowMs);
-          if (roundMs !== null && (this.numDone < n || this.arrivalCursor < n)) q.push(tUs + roundMs * 1000, EV_TICK);
+          // Stop ticking once nothing can change any more: every request arrived, and no device has
+          // completed anything for STUCK_MS (the rest wait for something that never comes: failed).
+          const stuck = this.arrivalCursor >= n && nowMs - this.lastProgressMs > STUCK_MS && this.allIdle();
+          if (roundMs !== null && (this.numDone < n || this.arrivalCursor < n) && !stuck) q.push(tUs + roundMs * 1000, EV_TICK);
+          break;
+        }
+        case EV_DEFER: {
+          const fn = this.deferred[this.deferredHead]!;
+          this.deferred[this.deferredHead++] = NOOP;
+          if (this.deferredHead === this.deferred.length) {
+            this.deferred.length = 0;
+            this.deferredHead = 0;
+          }
+          fn();
           break;
         }
         case EV_SAMPLE: {
@@ -384,6 +428,11 @@ export class Simulator implements RequestSink {
     this.opts.driver.submit(spec, m, nowMs);
   }
 
+  private allIdle(): boolean {
+    for (const s of this.st) if (s.busy) return false;
+    return true;
+  }
+
   private kick(d: number): void {
     const s = this.st[d]!;
     if (s.busy || s.kicked) return;
@@ -406,7 +455,7 @@ export class Simulator implements RequestSink {
           const ms = r.computeMs;
           s.result = r;
           s.busy = true;
-          this.busyMs[d]! += ms;
+          this.busyMs[d]! += this.opts.costModel.lastBusyMs;
           this.numSteps++;
           const onStep = this.opts.onStep;
           if (onStep !== undefined) onStep(d, action.plan.stepIndex, nowMs, ms, action.plan);

@@ -33,13 +33,22 @@ test("a long prefill is compute-bound: FLOPs/(peak·mfu) + overhead", () => {
   assert.ok(Math.abs(cm.prefillMs(A, n) - expected) < 1e-9);
 });
 
-test("a step with two models costs the sum of their shares; the executor samples one non-EOS token per sampling seq", async () => {
+test("a step with two models: their GPU work serialises, one model's overhead overlaps the other's work; one non-EOS token per sampling seq", async () => {
   const cm = new CostModel({ deviceType: "h100" });
   cm.addModel({ id: A, arch: "llama-3.2-1b" });
   cm.addModel({ id: B, arch: "llama-3.2-3b" });
   const plan: StepPlan = { deviceId: deviceId(0), stepIndex: 7, seqs: [seq(A, 1, 1, 10), seq(B, 2, 32, 0, false), seq(A, 3, 1, 20)] };
-  const expected = cm.groupMs(cm.cost(A), 2, 11 + 21, 11 + 21) + cm.groupMs(cm.cost(B), 32, 32 * 16.5, 32);
+  const busyA = cm.busyMs(cm.cost(A), 2, 11 + 21, 11 + 21);
+  const busyB = cm.busyMs(cm.cost(B), 32, 32 * 16.5, 32);
+  const expected = Math.max(busyA + busyB, Math.max(busyA, busyB) + GPU_EFFICIENCY.stepOverheadMs);
   assert.ok(Math.abs(cm.stepMs(plan) - expected) < 1e-9);
+  assert.ok(Math.abs(cm.lastBusyMs - (busyA + busyB)) < 1e-9);
+  // three big prefills: GPU-bound, the overheads hide entirely
+  const big: StepPlan = { deviceId: deviceId(0), stepIndex: 8, seqs: [seq(A, 1, 4000, 0), seq(B, 2, 4000, 0)] };
+  const ba = cm.busyMs(cm.cost(A), 4000, 4000 * 2000.5, 4000);
+  const bb = cm.busyMs(cm.cost(B), 4000, 4000 * 2000.5, 4000);
+  assert.ok(ba + bb > Math.max(ba, bb) + GPU_EFFICIENCY.stepOverheadMs);
+  assert.ok(Math.abs(cm.stepMs(big) - (ba + bb)) < 1e-9);
   const ex = new CostModelExecutor(cm);
   const r = await ex.execute(plan);
   assert.equal(r.stepIndex, 7);

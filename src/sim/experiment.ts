@@ -1,0 +1,325 @@
+/**
+ * Experiments on top of the simulator: prepare a workload (models file + trace → cost model, per-model
+ * SLOs from dedicated runs), run one policy on N devices, search the fewest devices reaching a target
+ * attainment, sweep the request rate or the SLO scale. Used by `prism sim` and bench/sim.bench.ts.
+ *
+ * Fairness rules (every policy gets the same inputs): the same trace, SLOs, device model, device
+ * scheduler defaults and expected-rate prior (the trace's mean rate per model); only the policy name
+ * differs. The rate sweep keeps the SLOs of the unscaled trace (else the bar would move with the load).
+ */
+import { PrismError } from "../core/errors.ts";
+import type { DeviceSchedulerConfig } from "../device/types.ts";
+import type { ControlConfig } from "../control/types.ts";
+import type { PolicyOptions } from "../control/policies/registry.ts";
+import type { Trace } from "../workload/trace-format.ts";
+import { evaluateSlo, type GroupReport } from "../metrics/slo.ts";
+import { CostModel } from "./cost-model.ts";
+import { resolveModels, type SimModelSpec, type SimModelsConfig } from "./models-file.ts";
+import { dedicatedLatency, modelSlice, type DedicatedLatency } from "./slo-baseline.ts";
+import { fluidLowerBound, type LowerBoundResult } from "./lower-bound.ts";
+import { Simulator, type SimModel, type SimRunResult } from "./simulator.ts";
+import { GlobalDriver } from "./global-driver.ts";
+import type { Timeline } from "./report.ts";
+
+export interface PreparedWorkload {
+  readonly name: string;
+  readonly trace: Trace;
+  readonly config: SimModelsConfig;
+  readonly costModel: CostModel;
+  /** Indexed like trace.modelNames. */
+  readonly specs: readonly SimModelSpec[];
+  readonly models: readonly SimModel[];
+  /** Dedicated p99s (null for models with explicit SLOs). */
+  readonly dedicated: readonly (DedicatedLatency | null)[];
+  readonly durationS: number;
+  readonly deviceConfig: Partial<DeviceSchedulerConfig>;
+}
+
+export interface PrepareOptions {
+  readonly name?: string;
+  readonly deviceConfig?: Partial<DeviceSchedulerConfig>;
+  /** Override the models file's slo_scale. */
+  readonly sloScale?: number;
+}
+
+/** Resolve models, build the cost model, compute dedicated p99s and SLOs (slo_scale × p99). */
+export function prepareWorkload(trace: Trace, config: SimModelsConfig, opts: PrepareOptions = {}): PreparedWorkload {
+  const specsAll = resolveModels(config, trace.modelNames);
+  const byId = new Map(specsAll.map((s) => [s.id as string, s]));
+  const specs = trace.modelNames.map((n) => byId.get(n)!);
+  for (const s of specs) {
+    if (s.tp !== null && s.tp > 1) {
+      throw new PrismError("PRISM_SIM_INVALID", `model '${s.id}': tensor parallelism (tp ${s.tp}) is not simulated in multi-model runs yet; use tp 1 or a smaller arch`, { modelId: s.id });
+    }
+  }
+  const costModel = new CostModel({ deviceType: config.deviceType });
+  const deviceConfig = opts.deviceConfig ?? {};
+  const dedicated: (DedicatedLatency | null)[] = [];
+  const costs = specs.map((s) => costModel.addModel({ id: s.id, arch: s.arch, tp: 1 }));
+  specs.forEach((s, m) => {
+    dedicated.push(s.slo !== null ? null : dedicatedLatency({ costModel, arch: s.arch, tp: 1, slice: modelSlice(trace, m), deviceConfig }));
+  });
+  const p: Omit<PreparedWorkload, "models"> = {
+    name: opts.name ?? "workload",
+    trace,
+    config,
+    costModel,
+    specs,
+    dedicated,
+    durationS: trace.numRequests > 0 ? trace.arrivalS[trace.numRequests - 1]! : 0,
+    deviceConfig,
+  };
+  const scale = opts.sloScale !== undefined ? { ttft: opts.sloScale, tpot: opts.sloScale } : config.sloScale;
+  return { ...p, models: costs.map((cost, m) => ({ cost, ...sloOf(p, m, scale) })) };
+}
+
+function sloOf(p: Pick<PreparedWorkload, "specs" | "dedicated">, m: number, scale: { ttft: number; tpot: number }): { ttftSloMs: number; tpotSloMs: number } {
+  const s = p.specs[m]!;
+  if (s.slo !== null) return { ttftSloMs: s.slo.ttftMs, tpotSloMs: s.slo.tpotMs };
+  const d = p.dedicated[m]!;
+  return { ttftSloMs: scale.ttft * d.ttftP99Ms, tpotSloMs: scale.tpot * d.tpotP99Ms };
+}
+
+/** The same workload with SLOs at another scale (explicit SLOs stay). */
+export function withSloScale(p: PreparedWorkload, scale: number): PreparedWorkload {
+  return { ...p, models: p.models.map((m, i) => ({ cost: m.cost, ...sloOf(p, i, { ttft: scale, tpot: scale }) })) };
+}
+
+/** Arrivals compressed by `rateScale` (2 = twice the request rate); lengths and models unchanged. */
+export function scaleRate(trace: Trace, rateScale: number): Trace {
+  if (!(rateScale > 0)) throw new PrismError("PRISM_SIM_INVALID", `rate scale must be > 0, got ${rateScale}`);
+  if (rateScale === 1) return trace;
+  return { ...trace, arrivalS: Float64Array.from(trace.arrivalS, (t) => t / rateScale) };
+}
+
+export interface RunOptions {
+  readonly policy: string;
+  readonly devices: number;
+  readonly rateScale?: number;
+  readonly control?: Partial<ControlConfig>;
+  readonly policyOptions?: PolicyOptions;
+  readonly seed?: number;
+  /** Record a timeline, sampling memory every this many ms. */
+  readonly timelineSampleMs?: number;
+  /** Leave wall_s out of the summary (byte-identical JSON across runs). */
+  readonly deterministic?: boolean;
+}
+
+export interface Attainment {
+  readonly ttft: number;
+  readonly tpot: number;
+  readonly both: number;
+}
+
+export interface Percentiles {
+  readonly p50: number;
+  readonly p99: number;
+}
+
+export interface ModelSummary {
+  readonly model: string;
+  readonly arch: string;
+  readonly requests: number;
+  readonly slo_ms: { readonly ttft: number; readonly tpot: number };
+  readonly slo_attainment: Attainment;
+  readonly ttft_ms: Percentiles;
+  readonly tpot_ms: Percentiles;
+}
+
+/** The JSON `prism sim --json` prints; field names are stable. */
+export interface SimSummary {
+  readonly workload: string;
+  readonly policy: string;
+  readonly devices: number;
+  readonly device_type: string;
+  readonly requests: number;
+  readonly rate_scale: number;
+  readonly slo_attainment: Attainment;
+  readonly ttft_ms: Percentiles;
+  readonly tpot_ms: Percentiles;
+  readonly failed: number;
+  readonly activations: number;
+  readonly evictions: number;
+  readonly keep_alive_unloads: number;
+  readonly migrations: number;
+  readonly preemptions: number;
+  readonly gpu_utilization: number;
+  readonly steps: number;
+  readonly sim_end_s: number;
+  readonly per_model: readonly ModelSummary[];
+  readonly wall_s?: number;
+}
+
+export interface RunOutput {
+  readonly summary: SimSummary;
+  readonly result: SimRunResult;
+  readonly timeline: Timeline | null;
+}
+
+const r6 = (x: number): number => (Number.isFinite(x) ? Math.round(x * 1e6) / 1e6 : x);
+const r3 = (x: number): number => (Number.isFinite(x) ? Math.round(x * 1e3) / 1e3 : x);
+/** NaN and ±Infinity are not JSON: report them as null. */
+const num = (x: number): number => (Number.isFinite(x) ? x : (null as unknown as number));
+
+function attainment(g: GroupReport): Attainment {
+  return { ttft: num(r6(g.ttftAttainment)), tpot: num(r6(g.tpotAttainment)), both: num(r6(g.bothAttainment)) };
+}
+
+/** Run one policy on `devices` devices. */
+export function runPolicy(p: PreparedWorkload, o: RunOptions): RunOutput {
+  const t0 = performance.now();
+  const rateScale = o.rateScale ?? 1;
+  const trace = scaleRate(p.trace, rateScale);
+  const expected = new Map<string, number>();
+  const counts = new Float64Array(trace.modelNames.length);
+  for (let i = 0; i < trace.numRequests; i++) counts[trace.modelIndex[i]!]!++;
+  const span = Math.max(1e-9, trace.numRequests > 0 ? trace.arrivalS[trace.numRequests - 1]! : 1);
+  trace.modelNames.forEach((n, m) => expected.set(n, counts[m]! / span));
+  const cm = p.costModel;
+  const loadBytesPerMs = (cm.device.hostLinkBytesPerS * cm.eff.hostLinkEfficiency) / 1000;
+  const driver = new GlobalDriver({
+    policy: o.policy,
+    config: { loadBytesPerMs, ...(o.control ?? {}) },
+    expectedRates: expected,
+    ...(o.policyOptions !== undefined ? { policyOptions: o.policyOptions } : {}),
+  });
+  const sim = new Simulator({
+    trace,
+    models: p.models,
+    costModel: cm,
+    numDevices: o.devices,
+    driver,
+    deviceConfig: p.deviceConfig,
+    seed: o.seed ?? 1,
+    timelineSampleMs: o.timelineSampleMs ?? null,
+  });
+  const result = sim.run();
+  const report = evaluateSlo(result.outcomes, p.models.map((m) => ({ ttftMs: m.ttftSloMs, tpotMs: m.tpotSloMs })));
+  const perModel: ModelSummary[] = report.perModel.map((g, m) => ({
+    model: g.name,
+    arch: p.specs[m]!.arch,
+    requests: g.count,
+    slo_ms: { ttft: r3(p.models[m]!.ttftSloMs), tpot: r3(p.models[m]!.tpotSloMs) },
+    slo_attainment: attainment(g),
+    ttft_ms: { p50: num(r3(g.ttftMs.p50)), p99: num(r3(g.ttftMs.p99)) },
+    tpot_ms: { p50: num(r3(g.tpotMs.p50)), p99: num(r3(g.tpotMs.p99)) },
+  }));
+  const g = report.overall;
+  const summary: SimSummary = {
+    workload: p.name,
+    policy: o.policy,
+    devices: o.devices,
+    device_type: p.config.deviceType,
+    requests: g.count,
+    rate_scale: rateScale,
+    slo_attainment: attainment(g),
+    ttft_ms: { p50: num(r3(g.ttftMs.p50)), p99: num(r3(g.ttftMs.p99)) },
+    tpot_ms: { p50: num(r3(g.tpotMs.p50)), p99: num(r3(g.tpotMs.p99)) },
+    failed: g.failed,
+    activations: result.activations,
+    evictions: result.evictions + result.keepAliveUnloads,
+    keep_alive_unloads: result.keepAliveUnloads,
+    migrations: result.migrations,
+    preemptions: result.preemptions,
+    gpu_utilization: r6(result.utilization),
+    steps: result.steps,
+    sim_end_s: r3(result.endMs / 1000),
+    per_model: perModel,
+    ...(o.deterministic ? {} : { wall_s: r3((performance.now() - t0) / 1000) }),
+  };
+  return { summary, result, timeline: result.timeline === null ? null : toTimeline(o.policy, o.devices, result, trace.modelNames) };
+}
+
+function toTimeline(policy: string, devices: number, r: SimRunResult, names: readonly string[]): Timeline {
+  const tl = r.timeline!;
+  return {
+    policy,
+    devices,
+    tS: tl.tMs.map((t) => t / 1000),
+    kvBytes: tl.kvBytes,
+    weightBytes: tl.weightBytes,
+    residency: tl.residency.map((s) => ({ device: s.device, model: names[s.model]!, fromS: s.fromMs / 1000, toS: s.toMs / 1000 })),
+  };
+}
+
+export type AttainmentMetric = keyof Attainment;
+
+export interface MinDevicesResult {
+  readonly policy: string;
+  /** Fewest devices reaching the target, or null when even `maxDevices` does not. */
+  readonly devices: number | null;
+  /** Every run made, by device count. */
+  readonly tried: readonly { readonly devices: number; readonly attainment: number }[];
+  readonly summary: SimSummary | null;
+}
+
+/**
+ * Fewest devices whose run reaches `target` attainment of `metric`: doubling from `minDevices` until
+ * it is reached, then binary search (assumes attainment grows with devices; deterministic).
+ */
+export function findMinDevices(p: PreparedWorkload, o: Omit<RunOptions, "devices"> & {
+  readonly target: number;
+  readonly metric?: AttainmentMetric;
+  readonly minDevices?: number;
+  readonly maxDevices?: number;
+  readonly onRun?: (s: SimSummary) => void;
+}): MinDevicesResult {
+  const metric = o.metric ?? "ttft";
+  const tried: { devices: number; attainment: number }[] = [];
+  const summaries = new Map<number, SimSummary>();
+  const run = (d: number): boolean => {
+    const s = runPolicy(p, { ...o, devices: d }).summary;
+    summaries.set(d, s);
+    const a = s.slo_attainment[metric] ?? 0;
+    tried.push({ devices: d, attainment: a });
+    o.onRun?.(s);
+    return a >= o.target;
+  };
+  const maxD = o.maxDevices ?? 256;
+  let lo = Math.max(1, o.minDevices ?? 1) - 1; // largest known failing count (0 = none known)
+  let hi = -1; // smallest known succeeding count
+  let d = lo + 1;
+  for (;;) {
+    if (run(d)) {
+      hi = d;
+      break;
+    }
+    lo = d;
+    if (d >= maxD) break;
+    d = Math.min(maxD, Math.max(d + 1, d * 2));
+  }
+  if (hi < 0) return { policy: o.policy, devices: null, tried, summary: null };
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (run(mid)) hi = mid;
+    else lo = mid;
+  }
+  return { policy: o.policy, devices: hi, tried, summary: summaries.get(hi) ?? null };
+}
+
+/** The fluid lower bound on devices for a prepared workload (see lower-bound.ts). */
+export function lowerBoundFor(p: PreparedWorkload, rateScale = 1, windowS?: number): LowerBoundResult {
+  const costs = p.models.map((m) => m.cost);
+  return fluidLowerBound(scaleRate(p.trace, rateScale), costs, p.costModel, windowS !== undefined ? { windowS } : {});
+}
+
+/** "a:b:step" → [a, a+step, …, ≤ b]; "a:b" → integers a..b; "x,y,z" → the list. */
+export function parseRange(spec: string): number[] {
+  const bad = (): PrismError => new PrismError("PRISM_CLI_USAGE", `bad range '${spec}': use START:END[:STEP] or a comma list`, { spec });
+  if (spec.includes(",")) {
+    const v = spec.split(",").map((s) => Number(s.trim()));
+    if (v.some((x) => !Number.isFinite(x))) throw bad();
+    return v;
+  }
+  const parts = spec.split(":").map((s) => Number(s.trim()));
+  if (parts.length < 2 || parts.length > 3 || parts.some((x) => !Number.isFinite(x))) throw bad();
+  const [a, b, step = 1] = parts as [number, number, number?];
+  if (!(step > 0) || b < a) throw bad();
+  const out: number[] = [];
+  for (let k = 0; ; k++) {
+    const x = Math.round((a + k * step) * 1e9) / 1e9;
+    if (x > b + 1e-9) break;
+    out.push(x);
+  }
+  return out;
+}
