@@ -154,3 +154,16 @@ test("prism: demandSignal 'tokens' weighs models by KV bytes of token demand", (
   assert.deepEqual(new PrismPolicy(cfg()).plan(s, 0), [act("w", 1)]);
   assert.deepEqual(new PrismPolicy(cfg(), { demandSignal: "tokens" }).plan(s, 0), [act("w", 0)]);
 });
+
+test("prism: with maxReplicas > 1, a model dominating the hottest device gets a second instance", () => {
+  const s = state(0, [model("x", { rate: 20 }), model("y", { rate: 1 })], [
+    device(0, 100, [inst("x", { running: 8 })]),
+    device(1, 100, [inst("y", { running: 1 })]),
+    device(2, 100),
+  ]);
+  // Hot d0: 20/90; a replica on d2 splits x: max(10/90, 10/90) < .8 · 20/90 (d1 would give 11/80).
+  assert.deepEqual(new PrismPolicy(cfg(), { maxReplicas: 2 }).plan(s, 0), [act("x", 2)]);
+  assert.deepEqual(new PrismPolicy(cfg()).plan(s, 0), []);
+  // Replicas count against the per-round cap.
+  assert.deepEqual(new PrismPolicy(cfg({ maxMigrationsPerRound: 0 }), { maxReplicas: 2 }).plan(s, 0), []);
+});

@@ -33,9 +33,11 @@ export interface PrismOptions {
   readonly demandSignal: "requests" | "tokens";
   /** Keep idle models whose reload would miss their TTFT SLO while their device has KV room. */
   readonly protectTightSlo: boolean;
+  /** Most instances of one model (1 = the paper: one instance per model). */
+  readonly maxReplicas: number;
 }
 
-export const DEFAULT_PRISM_OPTIONS: PrismOptions = Object.freeze({ demandSignal: "requests", protectTightSlo: true });
+export const DEFAULT_PRISM_OPTIONS: PrismOptions = Object.freeze({ demandSignal: "requests", protectTightSlo: true, maxReplicas: 1 });
 
 /** Below this shared-KV utilisation a device has no use for the memory an idle model holds. */
 const KV_ROOM_UTILISATION = 0.5;
@@ -59,7 +61,8 @@ export class PrismPolicy implements Policy {
   plan(state: ClusterState, nowMs: number): Action[] {
     const ledger = new PlanLedger(state, demandWeights(state, this.options.demandSignal), this.config.minKvFraction);
     this.evictIdle(ledger, nowMs);
-    this.rebalance(ledger);
+    const moved = this.rebalance(ledger);
+    this.addReplicas(ledger, this.config.maxMigrationsPerRound - moved);
     this.activateWaiting(ledger);
     return ledger.plan();
   }
@@ -95,9 +98,10 @@ export class PrismPolicy implements Policy {
     }
   }
 
-  private rebalance(ledger: PlanLedger): void {
+  /** Returns the number of migrations planned. */
+  private rebalance(ledger: PlanLedger): number {
     const cap = this.config.maxMigrationsPerRound;
-    if (cap <= 0) return;
+    if (cap <= 0) return 0;
     const { state, demand: w } = ledger;
     const tau = this.config.tau;
     const n = ledger.numModels;
@@ -111,7 +115,7 @@ export class PrismPolicy implements Policy {
       current[m] = inst.device;
       movable.push(m);
     }
-    if (movable.length === 0) return;
+    if (movable.length === 0) return 0;
     movable.sort((a, b) => w[b]! - w[a]! || a - b);
 
     // Algorithm 1 on a virtual cluster holding only the fixed instances.
@@ -157,7 +161,62 @@ export class PrismPolicy implements Policy {
       const toAfter = ledger.kvprWith(to, m, w[m]!);
       if (!(Math.max(fromAfter, toAfter) < before * (1 - tau))) continue;
       ledger.migrate(m, from, to);
-      if (++moved >= cap) return;
+      if (++moved >= cap) return moved;
+    }
+    return moved;
+  }
+
+  /**
+   * Replicas (maxReplicas > 1; off by default, as in the paper): when the hottest device's pressure
+   * comes mostly (≥ half) from one model, start another instance of that model where the pair's
+   * max KVPR — the hot device with the model's share split one more way, and the target with the new
+   * share — drops by more than τ. The router then spreads the model's requests by outstanding work;
+   * at low load ties send them to the lower device index, so the extra replica idles and is evicted
+   * after its keep-alive. Each replica counts against maxMigrationsPerRound.
+   */
+  private addReplicas(ledger: PlanLedger, budget: number): void {
+    const maxReplicas = this.options.maxReplicas;
+    if (maxReplicas <= 1) return;
+    const { state, demand: w } = ledger;
+    for (let k = 0; k < budget; k++) {
+      let hot = -1;
+      let hotK = 0;
+      for (let d = 0; d < ledger.numDevices; d++) {
+        const kv = ledger.kvpr(d);
+        if (kv > hotK) {
+          hot = d;
+          hotK = kv;
+        }
+      }
+      if (hot < 0) return;
+      let model = -1;
+      let share = 0;
+      for (const inst of state.devices[hot]!.instances) {
+        const m = inst.model;
+        if (inst.state !== "active" || !ledger.isLive(m, hot) || ledger.touched[m] === 1 || state.models[m]!.pinned) continue;
+        if (ledger.replicas[m]! >= maxReplicas) continue;
+        const sh = w[m]! / ledger.replicas[m]!;
+        if (sh >= 0.5 * ledger.pressure[hot]! && sh > share) {
+          model = m;
+          share = sh;
+        }
+      }
+      if (model < 0) return;
+      const newShare = w[model]! / (ledger.replicas[model]! + 1);
+      const hotShared = state.devices[hot]!.memoryBytes - ledger.weightBytes[hot]!;
+      const hotAfter = ratio(ledger.pressure[hot]! - share + newShare, hotShared);
+      let target = -1;
+      let targetK = Infinity;
+      for (let d = 0; d < ledger.numDevices; d++) {
+        if (d === hot || ledger.isPresent(model, d) || !ledger.fits(model, d)) continue;
+        const kv = Math.max(hotAfter, ledger.kvprWith(d, model, newShare));
+        if (kv < targetK) {
+          target = d;
+          targetK = kv;
+        }
+      }
+      if (target < 0 || !(targetK < hotK * (1 - this.config.tau))) return;
+      ledger.activate(model, target);
     }
   }
 
