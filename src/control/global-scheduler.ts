@@ -29,7 +29,8 @@ import { InstanceCode, InstanceTable, instanceState } from "./instances.ts";
 import { PendingQueues } from "./pending.ts";
 import { createPolicy, type PolicyOptions } from "./policies/registry.ts";
 import { NO_DEVICE, Router } from "./router.ts";
-import { DEFAULT_CONTROL_CONFIG, type Action, type ClusterState, type ControlConfig, type ControlModel, type Policy } from "./types.ts";
+import { resolveControlConfig } from "./config.ts";
+import { type Action, type ClusterState, type ControlConfig, type ControlModel, type Policy } from "./types.ts";
 
 export interface GlobalSchedulerOptions {
   readonly devices: readonly DeviceBinding[];
@@ -120,7 +121,7 @@ export class GlobalScheduler {
   private numRejected = 0;
 
   constructor(o: GlobalSchedulerOptions) {
-    this.config = { ...DEFAULT_CONTROL_CONFIG, ...o.config };
+    this.config = resolveControlConfig(o.config);
     this.policy = typeof o.policy === "string" ? createPolicy(o.policy, this.config, o.policyOptions) : o.policy;
     this.devices = o.devices;
     this.models = o.models;

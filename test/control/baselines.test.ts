@@ -120,3 +120,13 @@ test("registry: every policy by name, unknown names fail with PRISM_UNKNOWN_POLI
   assert.throws(() => getPolicy("lottery"), (e: unknown) => (e as { code?: string }).code === "PRISM_UNKNOWN_POLICY");
   assert.throws(() => getPolicy("toString"), (e: unknown) => (e as { code?: string }).code === "PRISM_UNKNOWN_POLICY");
 });
+
+test("control config: defaults filled, unknown keys and bad values refused", async () => {
+  const { resolveControlConfig } = await import("../../src/control/config.ts");
+  assert.equal(resolveControlConfig().roundMs, 5000);
+  assert.equal(resolveControlConfig({ tau: 0.5 }).tau, 0.5);
+  assert.throws(() => resolveControlConfig({ roundMS: 1 } as never), (e: unknown) => (e as { code?: string }).code === "PRISM_CONFIG_UNKNOWN_KEY");
+  for (const bad of [{ roundMs: 0 }, { tau: 1 }, { tau: -0.1 }, { maxMigrationsPerRound: 1.5 }, { minKvFraction: 1 }, { rateWindowMs: Infinity }]) {
+    assert.throws(() => resolveControlConfig(bad), (e: unknown) => (e as { code?: string }).code === "PRISM_CONFIG_INVALID", JSON.stringify(bad));
+  }
+});

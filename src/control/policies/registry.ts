@@ -3,7 +3,8 @@
  * are compared on equal terms; each declares the device-level configuration it needs (`needs`).
  */
 import { PrismError } from "../../core/errors.ts";
-import { DEFAULT_CONTROL_CONFIG, type ControlConfig, type Policy } from "../types.ts";
+import { resolveControlConfig } from "../config.ts";
+import type { ControlConfig, Policy } from "../types.ts";
 import { FixedPlacementPolicy } from "./fixed.ts";
 import { PrismPolicy, type PrismOptions } from "./prism.ts";
 import { SwapPolicy } from "./swap.ts";
@@ -22,7 +23,7 @@ export interface PolicyDefinition {
   create(config?: Partial<ControlConfig>, options?: PolicyOptions): Policy;
 }
 
-const full = (c: Partial<ControlConfig> | undefined): ControlConfig => ({ ...DEFAULT_CONTROL_CONFIG, ...c });
+const full = (c: Partial<ControlConfig> | undefined): ControlConfig => resolveControlConfig(c);
 
 const DEFINITIONS: Readonly<Record<PolicyName, PolicyDefinition>> = {
   prism: {
