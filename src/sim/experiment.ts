@@ -139,6 +139,7 @@ export interface SimSummary {
   readonly tpot_ms: Percentiles;
   readonly failed: number;
   readonly activations: number;
+  /** Weight unloads of every cause: evicted for room, keep-alive expiry, deactivated by the global policy. */
   readonly evictions: number;
   readonly keep_alive_unloads: number;
   readonly migrations: number;
@@ -217,7 +218,7 @@ export function runPolicy(p: PreparedWorkload, o: RunOptions): RunOutput {
     tpot_ms: { p50: num(r3(g.tpotMs.p50)), p99: num(r3(g.tpotMs.p99)) },
     failed: g.failed,
     activations: result.activations,
-    evictions: result.evictions + result.keepAliveUnloads,
+    evictions: result.evictions + result.keepAliveUnloads + result.manualUnloads,
     keep_alive_unloads: result.keepAliveUnloads,
     migrations: result.migrations,
     preemptions: result.preemptions,

@@ -137,6 +137,8 @@ export interface SimRunResult {
   readonly activations: number;
   readonly evictions: number;
   readonly keepAliveUnloads: number;
+  /** Unloads asked by the layer above (deactivations, migration sources). */
+  readonly manualUnloads: number;
   readonly migrations: number;
   readonly preemptions: number;
   readonly steps: number;
@@ -356,6 +358,7 @@ export class Simulator implements RequestSink {
     let activations = 0;
     let evictions = 0;
     let keepAlive = 0;
+    let manual = 0;
     let preemptions = 0;
     let busy = 0;
     for (const d of this.devices) {
@@ -363,6 +366,7 @@ export class Simulator implements RequestSink {
       activations += s.numActivations;
       evictions += s.numEvictions;
       keepAlive += s.numKeepAliveUnloads;
+      manual += s.numManualUnloads;
       preemptions += s.numPreemptions;
     }
     for (let d = 0; d < this.busyMs.length; d++) busy += this.busyMs[d]!;
@@ -373,6 +377,7 @@ export class Simulator implements RequestSink {
       activations,
       evictions,
       keepAliveUnloads: keepAlive,
+      manualUnloads: manual,
       migrations: driver.migrations,
       preemptions,
       steps: this.numSteps,
