@@ -67,6 +67,8 @@ export interface ExecutorOptions {
   readonly table: InstanceTable;
   readonly needs: DeviceNeeds;
   readonly hooks: ExecutorHooks;
+  /** Current pin state of a model (config, changed at runtime by the admin API); default: ControlModel.pinned. */
+  readonly isPinned?: (model: number) => boolean;
 }
 
 interface Handback {
@@ -85,6 +87,7 @@ export class ActionExecutor {
   private readonly table: InstanceTable;
   private readonly needs: DeviceNeeds;
   private readonly hooks: ExecutorHooks;
+  private readonly isPinned: (model: number) => boolean;
   /** Draining instances as model × numDevices + device (cold; a handful at a time). */
   private readonly draining = new Set<number>();
 
@@ -96,6 +99,7 @@ export class ActionExecutor {
     this.table = o.table;
     this.needs = o.needs;
     this.hooks = o.hooks;
+    this.isPinned = o.isPinned ?? ((m) => this.models[m]!.pinned === true);
   }
 
   apply(actions: readonly Action[], nowMs: number): ApplyReport {
@@ -167,8 +171,8 @@ export class ActionExecutor {
     const id = cm.profile.id;
     const code = this.table.get(m, d);
     if (code === InstanceCode.activating || code === InstanceCode.active) return;
-    const pinned = (cm.pinned ?? false) || this.needs.pinActivated;
-    if (!dev.hasModel(id)) dev.addModel(cm.profile, this.servingFor(cm));
+    const pinned = this.isPinned(m) || this.needs.pinActivated;
+    if (!dev.hasModel(id)) dev.addModel(cm.profile, { ...this.servingFor(cm), pinned });
     else if (pinned) dev.pin(id);
     if (code === InstanceCode.draining) this.draining.delete(m * this.table.numDevices + d);
     dev.requestLoad(id);

@@ -105,6 +105,8 @@ export class GlobalScheduler {
   private readonly models: readonly ControlModel[];
   private readonly modelIndex = new Map<ModelId, number>();
   private readonly expected: Float64Array;
+  /** Per model: 1 = pinned (from the model config, changed by pin()). */
+  private readonly pinned: Uint8Array;
   private readonly memoryBytes: Float64Array;
   private readonly clock: Clock;
   private readonly table: InstanceTable;
@@ -145,6 +147,7 @@ export class GlobalScheduler {
       this.modelIndex.set(m.profile.id, i);
     });
     this.expected = Float64Array.from(o.models, (m) => rateOf(o.expectedRates, m.profile.id));
+    this.pinned = Uint8Array.from(o.models, (m) => (m.pinned === true ? 1 : 0));
     this.memoryBytes = Float64Array.from(o.devices, (b) => usableBytes(b.memory.snapshot()));
     const n = o.models.length;
     const dn = o.devices.length;
@@ -165,6 +168,7 @@ export class GlobalScheduler {
       router: this.router,
       table: this.table,
       needs: this.policy.needs,
+      isPinned: (m) => this.pinned[m] === 1,
       hooks: {
         detached: (spec, device, nowMs) => this.detach(spec, device, nowMs),
         requeue: (spec, preferDevice, nowMs) => this.requeue(spec, preferDevice, nowMs),
@@ -213,6 +217,82 @@ export class GlobalScheduler {
     return true;
   }
 
+  // ==== admin (gateway /admin) =====================================================================
+
+  /**
+   * Make the model resident now where the policy would put it for a request (an idle victim may be
+   * evicted). Resolves once the activation is issued (the device loads asynchronously); a no-op when
+   * an instance already takes requests. PRISM_NO_CAPACITY when the policy cannot place it now.
+   */
+  async load(model: ModelId): Promise<void> {
+    const m = this.indexOf(model);
+    const nowMs = this.clock.nowMs();
+    if (this.router.route(m) !== NO_DEVICE) return;
+    const od = this.policy.onDemand(this.observe(nowMs), m, nowMs);
+    if (od.kind !== "activate") {
+      throw new PrismError("PRISM_NO_CAPACITY", `policy ${this.policy.name} cannot place model '${model}' now (${od.kind})`, { model, policy: this.policy.name });
+    }
+    this.applyActions(od.actions, nowMs, "demand");
+  }
+
+  /**
+   * Deactivate every instance of the model (the drain rule applies: running requests finish, queued
+   * ones are placed again, which may activate the model elsewhere). Fixed-placement policies put
+   * their models back at the next round. Resolves once the deactivations are issued.
+   */
+  async unload(model: ModelId): Promise<void> {
+    const m = this.indexOf(model);
+    const nowMs = this.clock.nowMs();
+    const actions: Action[] = [];
+    for (let d = 0; d < this.devices.length; d++) {
+      const code = this.table.get(m, d);
+      if (code === InstanceCode.active || code === InstanceCode.activating) {
+        actions.push({ kind: "deactivate", model, device: this.devices[d]!.scheduler.deviceId });
+      }
+    }
+    this.applyActions(actions, nowMs, "demand");
+  }
+
+  /** Pin (never evicted or moved) or unpin a model, here and on the devices holding it. */
+  pin(model: ModelId, pinned: boolean): void {
+    const m = this.indexOf(model);
+    this.pinned[m] = pinned ? 1 : 0;
+    const fixed = this.policy.needs.pinActivated;
+    for (const b of this.devices) {
+      if (!b.scheduler.hasModel(model)) continue;
+      if (pinned || fixed) b.scheduler.pin(model);
+      else b.scheduler.unpin(model);
+    }
+  }
+
+  /** JSON-ready view of placement and demand (admin state). */
+  placementView(): unknown {
+    const nowMs = this.clock.nowMs();
+    const s = this.observe(nowMs);
+    return {
+      policy: this.policy.name,
+      needs: this.policy.needs,
+      counters: this.counters,
+      pending: this.pending.size,
+      models: s.models.map((m) => ({
+        id: m.id,
+        pinned: m.pinned,
+        instances: m.instances.map((i) => ({ device: i.device, state: i.state, queued: i.queuedRequests, running: i.runningRequests })),
+        pending: m.pendingRequests,
+        rate_per_s: round3(m.demand.arrivalRatePerS),
+        token_rate_per_s: round3(m.demand.tokenRatePerS),
+        violation_fraction: round3(m.demand.violationFraction),
+      })),
+      devices: s.devices.map((d) => ({
+        device: d.index,
+        memory_bytes: d.memoryBytes,
+        weight_bytes: d.weightBytes,
+        kv_used_bytes: d.kvUsedBytes,
+        models: d.instances.map((i) => s.models[i.model]!.id),
+      })),
+    };
+  }
+
   // ==== the round =================================================================================
 
   /** One planning round: settle → observe → plan → apply, then place pending requests. */
@@ -240,7 +320,7 @@ export class GlobalScheduler {
       maxContextTokens: cm.profile.maxContextTokens,
       ttftSloMs: cm.ttftSloMs,
       tpotSloMs: cm.tpotSloMs,
-      pinned: cm.pinned ?? false,
+      pinned: this.pinned[m] === 1,
       keepAliveMs: cm.keepAliveMs ?? this.config.idleEvictMs,
       expectedRatePerS: this.expected[m]!,
       demand: this.demand.view(m, nowMs),
@@ -475,6 +555,12 @@ export class GlobalScheduler {
     return { id: b.scheduler.deviceId, memoryBytes: this.memoryBytes[d]!, pageBytes: snap.pageBytes, instances };
   }
 
+  private indexOf(model: ModelId): number {
+    const m = this.modelIndex.get(model);
+    if (m === undefined) throw new PrismError("PRISM_UNKNOWN_MODEL", `unknown model '${model}'`, { model });
+    return m;
+  }
+
   private bind(t: Tracked, d: number, nowMs: number): void {
     t.device = d;
     this.router.addLoad(d, t.costTokens);
@@ -538,6 +624,10 @@ export class GlobalScheduler {
 }
 
 const CANCELLED: RequestOutcome = Object.freeze({ kind: "cancelled" });
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
 
 function rateOf(rates: GlobalSchedulerOptions["expectedRates"], id: ModelId): number {
   if (rates === undefined) return 0;

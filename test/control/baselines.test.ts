@@ -115,6 +115,7 @@ test("registry: every policy by name, unknown names fail with PRISM_UNKNOWN_POLI
   for (const name of POLICY_NAMES) {
     assert.equal(getPolicy(name).name, name);
     assert.equal(createPolicy(name).name, name);
+    assert.deepEqual(getPolicy(name).needs, createPolicy(name).needs);
   }
   assert.equal(createPolicy("prism").needs.localPolicy, "slo");
   assert.throws(() => getPolicy("lottery"), (e: unknown) => (e as { code?: string }).code === "PRISM_UNKNOWN_POLICY");

@@ -131,3 +131,34 @@ test("global scheduler: N devices, static placement spreads models and every one
   for (const id of ids) assert.deepEqual(c.sink.tokens.get(id), c.expectedTokens(id));
   assert.equal(c.gs.counters.migrations + c.gs.counters.deactivations, 0);
 });
+
+test("global scheduler admin: load, pin (no idle eviction), unpin, unload, placement view", async () => {
+  const c = new Cluster({
+    numDevices: 2, budgetPages: 64, policy: "prism",
+    config: { roundMs: 100, idleEvictMs: 200 },
+    models: [tinyModel("a"), tinyModel("b")],
+  });
+  await c.gs.load(mid("a"));
+  c.run(50);
+  assert.deepEqual(c.gs.replicasOf(mid("a")), [0]);
+  await c.gs.load(mid("a")); // already routable: no-op
+  assert.equal(c.gs.counters.activations, 1);
+  c.gs.pin(mid("a"), true);
+  assert.equal(c.devs[0]!.sched.stats().models[0]!.pinned, true);
+  c.run(2000);
+  assert.deepEqual(c.gs.replicasOf(mid("a")), [0], "pinned: not evicted for idleness");
+  c.gs.pin(mid("a"), false);
+  c.run(2500);
+  assert.deepEqual(c.gs.replicasOf(mid("a")), [], "unpinned: evicted after its keep-alive");
+  await c.gs.load(mid("b"));
+  c.run(2600);
+  await c.gs.unload(mid("b"));
+  assert.deepEqual(c.gs.replicasOf(mid("b")), []);
+  c.run(2800);
+  assert.equal(c.devs.some((d) => d.sched.hasModel(modelId("b"))), false);
+  const view = c.gs.placementView() as { policy: string; models: { id: string; instances: unknown[] }[] };
+  assert.equal(view.policy, "prism");
+  assert.deepEqual(view.models.map((m) => [m.id, m.instances.length]), [["a", 0], ["b", 0]]);
+  await assert.rejects(c.gs.load(mid("zzz")), code("PRISM_UNKNOWN_MODEL"));
+  assert.throws(() => c.gs.pin(mid("zzz"), true), code("PRISM_UNKNOWN_MODEL"));
+});

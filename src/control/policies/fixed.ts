@@ -25,6 +25,16 @@ interface Layout {
   readonly quotas: Float64Array | null;
 }
 
+export function fixedNeeds(kind: FixedKind): DeviceNeeds {
+  return Object.freeze({
+    // Each baseline's real counterpart orders requests per engine in arrival order.
+    localPolicy: "fcfs",
+    kvQuota: kind === "elastic" ? "elastic" : "fixed",
+    pinActivated: true,
+    maxModelsPerDevice: null,
+  });
+}
+
 export class FixedPlacementPolicy implements Policy {
   readonly name: FixedKind;
   readonly needs: DeviceNeeds;
@@ -34,13 +44,7 @@ export class FixedPlacementPolicy implements Policy {
   constructor(kind: FixedKind, config: ControlConfig) {
     this.name = kind;
     this.config = config;
-    this.needs = {
-      // Each baseline's real counterpart orders requests per engine in arrival order.
-      localPolicy: "fcfs",
-      kvQuota: kind === "elastic" ? "elastic" : "fixed",
-      pinActivated: true,
-      maxModelsPerDevice: null,
-    };
+    this.needs = fixedNeeds(kind);
   }
 
   /** The one-shot placement for this cluster (device index per model, −1 = not placed). */

@@ -39,6 +39,8 @@ export interface PrismOptions {
 
 export const DEFAULT_PRISM_OPTIONS: PrismOptions = Object.freeze({ demandSignal: "requests", protectTightSlo: true, maxReplicas: 1 });
 
+export const PRISM_NEEDS: DeviceNeeds = Object.freeze({ localPolicy: "slo", kvQuota: "elastic", pinActivated: false, maxModelsPerDevice: null });
+
 /** Below this shared-KV utilisation a device has no use for the memory an idle model holds. */
 const KV_ROOM_UTILISATION = 0.5;
 
@@ -49,7 +51,7 @@ interface DeviceChoice {
 
 export class PrismPolicy implements Policy {
   readonly name = "prism";
-  readonly needs: DeviceNeeds = { localPolicy: "slo", kvQuota: "elastic", pinActivated: false, maxModelsPerDevice: null };
+  readonly needs: DeviceNeeds = PRISM_NEEDS;
   private readonly config: ControlConfig;
   private readonly options: PrismOptions;
 

@@ -4,10 +4,10 @@
  */
 import { PrismError } from "../../core/errors.ts";
 import { resolveControlConfig } from "../config.ts";
-import type { ControlConfig, Policy } from "../types.ts";
-import { FixedPlacementPolicy } from "./fixed.ts";
-import { PrismPolicy, type PrismOptions } from "./prism.ts";
-import { SwapPolicy } from "./swap.ts";
+import type { ControlConfig, DeviceNeeds, Policy } from "../types.ts";
+import { FixedPlacementPolicy, fixedNeeds } from "./fixed.ts";
+import { PRISM_NEEDS, PrismPolicy, type PrismOptions } from "./prism.ts";
+import { SWAP_NEEDS, SwapPolicy } from "./swap.ts";
 
 export const POLICY_NAMES = ["prism", "static", "swap", "muxserve", "elastic"] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
@@ -20,6 +20,8 @@ export interface PolicyOptions {
 export interface PolicyDefinition {
   readonly name: PolicyName;
   readonly summary: string;
+  /** What the device schedulers must be configured with (same as create().needs). */
+  readonly needs: DeviceNeeds;
   create(config?: Partial<ControlConfig>, options?: PolicyOptions): Policy;
 }
 
@@ -29,26 +31,31 @@ const DEFINITIONS: Readonly<Record<PolicyName, PolicyDefinition>> = {
   prism: {
     name: "prism",
     summary: "KVPR placement with τ hysteresis, activation on demand, idle eviction, elastic KV, SLO local order",
+    needs: PRISM_NEEDS,
     create: (c, o) => new PrismPolicy(full(c), o?.prism ?? {}),
   },
   static: {
     name: "static",
     summary: "placed once by expected rate, fixed KV quota ∝ rate × KV bytes/token, FCFS",
+    needs: fixedNeeds("static"),
     create: (c) => new FixedPlacementPolicy("static", full(c)),
   },
   swap: {
     name: "swap",
     summary: "one model per device, swap on demand (LRU), FCFS",
+    needs: SWAP_NEEDS,
     create: (c) => new SwapPolicy(full(c)),
   },
   muxserve: {
     name: "muxserve",
     summary: "MuxServe greedy placement by rate × size, fixed KV quota ∝ rate in a unified pool, FCFS",
+    needs: fixedNeeds("muxserve"),
     create: (c) => new FixedPlacementPolicy("muxserve", full(c)),
   },
   elastic: {
     name: "elastic",
     summary: "kvcached alone: static placement, elastic KV, FCFS",
+    needs: fixedNeeds("elastic"),
     create: (c) => new FixedPlacementPolicy("elastic", full(c)),
   },
 };

@@ -17,9 +17,11 @@
 import { PlanLedger } from "../ledger.ts";
 import type { Action, ClusterState, ControlConfig, DeviceNeeds, InstanceView, OnDemand, Policy } from "../types.ts";
 
+export const SWAP_NEEDS: DeviceNeeds = Object.freeze({ localPolicy: "fcfs", kvQuota: "elastic", pinActivated: false, maxModelsPerDevice: 1 });
+
 export class SwapPolicy implements Policy {
   readonly name = "swap";
-  readonly needs: DeviceNeeds = { localPolicy: "fcfs", kvQuota: "elastic", pinActivated: false, maxModelsPerDevice: 1 };
+  readonly needs: DeviceNeeds = SWAP_NEEDS;
   private readonly config: ControlConfig;
 
   constructor(config: ControlConfig) {
