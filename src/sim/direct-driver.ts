@@ -8,7 +8,7 @@
 import type { ModelId } from "../core/ids.ts";
 import { isPrismError } from "../core/errors.ts";
 import type { SubmitRequest } from "../device/types.ts";
-import type { ClusterContext, ClusterDriver } from "./simulator.ts";
+import { MODEL_MAX_RUNNING, type ClusterContext, type ClusterDriver } from "./simulator.ts";
 
 export interface DirectDriverOptions {
   /** Device of each model (indexed like the simulator's models); default all on device 0. */
@@ -39,7 +39,7 @@ export class DirectDriver implements ClusterDriver {
         tpotSloMs: m.tpotSloMs,
         pinned: preload,
         keepAliveMs: this.opts.keepAliveMs ?? Number.POSITIVE_INFINITY,
-        maxRunning: dev.scheduler.config.maxBatchSeqs,
+        maxRunning: Math.min(MODEL_MAX_RUNNING, dev.scheduler.config.maxBatchSeqs),
       });
       if (preload) dev.scheduler.requestLoad(m.cost.modelId as ModelId);
     });

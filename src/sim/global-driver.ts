@@ -8,7 +8,7 @@ import type { DeviceSchedulerConfig, SubmitRequest } from "../device/types.ts";
 import { GlobalScheduler } from "../control/global-scheduler.ts";
 import { createPolicy, type PolicyOptions } from "../control/policies/registry.ts";
 import { DEFAULT_CONTROL_CONFIG, type ControlConfig, type Policy } from "../control/types.ts";
-import type { ClusterContext, ClusterDriver } from "./simulator.ts";
+import { MODEL_MAX_RUNNING, type ClusterContext, type ClusterDriver } from "./simulator.ts";
 
 export interface GlobalDriverOptions {
   readonly policy: string;
@@ -47,7 +47,12 @@ export class GlobalDriver implements ClusterDriver {
     this.ctx = ctx;
     this.gs = new GlobalScheduler({
       devices: ctx.devices.map((d) => ({ scheduler: d.scheduler, memory: d.memory })),
-      models: ctx.models.map((m) => ({ profile: m.cost.profile, ttftSloMs: m.ttftSloMs, tpotSloMs: m.tpotSloMs })),
+      models: ctx.models.map((m) => ({
+        profile: m.cost.profile,
+        ttftSloMs: m.ttftSloMs,
+        tpotSloMs: m.tpotSloMs,
+        serving: { maxRunning: Math.min(MODEL_MAX_RUNNING, ctx.devices[0]!.scheduler.config.maxBatchSeqs) },
+      })),
       policy: this.policy,
       clock: ctx.clock,
       config: this.config,

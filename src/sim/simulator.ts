@@ -162,12 +162,14 @@ const STUCK_MS = 600_000;
 const NOOP = (): void => {};
 
 /**
- * Defaults for GPU devices, after SGLang (which the Prism prototype runs on): chunked prefill of 8192
- * tokens, up to 256 running sequences.
+ * Defaults for GPU devices, after SGLang (which the Prism prototype runs on, one engine per model):
+ * chunked prefill of 8192 tokens; each model runs up to MODEL_MAX_RUNNING sequences (an engine's
+ * max running requests) and the device up to 1024 in all (several engines side by side).
  */
+export const MODEL_MAX_RUNNING = 256;
 export const GPU_DEVICE_SCHEDULER_DEFAULTS: Partial<DeviceSchedulerConfig> = Object.freeze({
   maxBatchTokens: 8192,
-  maxBatchSeqs: 256,
+  maxBatchSeqs: 1024,
   prefillChunkTokens: 8192,
   blockTokens: 16,
   maxQueuedPerModel: 1 << 20,
