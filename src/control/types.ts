@@ -162,7 +162,10 @@ export interface ControlConfig {
   readonly minKvFraction: number;
   /** Host→device weight bandwidth, for activation-time estimates (bytes per ms). */
   readonly loadBytesPerMs: number;
-  /** swap: a model waiting this long forces a swap even if the resident model is still busy. */
+  /**
+   * A model waiting this long forces room: swap evicts a busy resident model; prism drains busy
+   * models of strictly lower demand weight.
+   */
   readonly swapMaxWaitMs: number;
   /** Requests the control layer holds per model while no instance can take them. */
   readonly maxPendingPerModel: number;

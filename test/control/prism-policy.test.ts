@@ -167,3 +167,16 @@ test("prism: with maxReplicas > 1, a model dominating the hottest device gets a 
   // Replicas count against the per-round cap.
   assert.deepEqual(new PrismPolicy(cfg({ maxMigrationsPerRound: 0 }), { maxReplicas: 2 }).plan(s, 0), []);
 });
+
+test("prism: a starving model drains busy models of strictly lower demand (never the other way round)", () => {
+  const models = (wRate: number) => [
+    model("busy", { rate: 1, weightMiB: 60 }),
+    model("w", { rate: wRate, weightMiB: 60, pending: 2, oldestPendingMs: 0 }),
+  ];
+  const at = (now: number, wRate: number) => state(now, models(wRate), [device(0, 100, [inst("busy", { running: 3, queued: 2 })])]);
+  const p = new PrismPolicy(cfg({ swapMaxWaitMs: 2000 }));
+  assert.deepEqual(p.plan(at(1000, 5), 1000), []); // not starving yet
+  assert.deepEqual(p.plan(at(2000, 5), 2000), [deact("busy", 0), act("w", 0)]);
+  assert.deepEqual(p.plan(at(2000, 0.5), 2000), []); // lighter than the resident model: it waits
+  assert.deepEqual(p.onDemand(at(2000, 5), 1, 2000), { kind: "wait" }); // forcing is a round decision
+});

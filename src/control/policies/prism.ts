@@ -20,6 +20,8 @@
  *    fit; only if none fits, devices where they fit after evicting idle unpinned models (LRU first,
  *    as few as needed), again by lowest resulting KVPR. Preferring no eviction keeps warm models
  *    warm (the KVPR after eviction would otherwise favour evicting, since freed weights become KV).
+ *    Starvation guard (addition): a model still without room after waiting swapMaxWaitMs may drain
+ *    busy models of strictly lower demand weight (one such activation per round; see makeRoom).
  *
  * KV is elastic (no quotas). Demand w_j = rate_j / TTFT-SLO_j with rate the EWMA arrival rate (seeded
  * by the expected rate); demandSignal "tokens" uses token rate × KV bytes per token instead, which
@@ -65,7 +67,7 @@ export class PrismPolicy implements Policy {
     this.evictIdle(ledger, nowMs);
     const moved = this.rebalance(ledger);
     this.addReplicas(ledger, this.config.maxMigrationsPerRound - moved);
-    this.activateWaiting(ledger);
+    this.activateWaiting(ledger, nowMs);
     return ledger.plan();
   }
 
@@ -222,7 +224,7 @@ export class PrismPolicy implements Policy {
     }
   }
 
-  private activateWaiting(ledger: PlanLedger): void {
+  private activateWaiting(ledger: PlanLedger, nowMs: number): void {
     const waiting: number[] = [];
     for (const mv of ledger.state.models) {
       if (mv.pendingRequests > 0 && ledger.replicas[mv.index] === 0 && ledger.touched[mv.index] === 0) waiting.push(mv.index);
@@ -234,8 +236,13 @@ export class PrismPolicy implements Policy {
       return mb.demand.violationFraction - ma.demand.violationFraction || ma.oldestPendingMs - mb.oldestPendingMs ||
         ledger.demand[b]! - ledger.demand[a]! || a - b;
     });
+    let forced = false;
     for (const m of waiting) {
-      const choice = chooseDevice(ledger, m);
+      let choice = chooseDevice(ledger, m);
+      if (choice === null && !forced && nowMs - models[m]!.oldestPendingMs >= this.config.swapMaxWaitMs) {
+        choice = makeRoom(ledger, m);
+        forced = choice !== null;
+      }
       if (choice === null) continue;
       for (const v of choice.victims) ledger.deactivate(v.model, choice.device);
       ledger.activate(m, choice.device);
@@ -251,6 +258,43 @@ export function demandWeights(state: ClusterState, signal: PrismOptions["demandS
     w[mv.index] = rate / (mv.ttftSloMs / 1000);
   }
   return w;
+}
+
+/**
+ * Starvation guard (time sharing under contention; the prototype has none): room for a model that
+ * has waited swapMaxWaitMs and fits nowhere even after idle evictions. Drain models whose demand
+ * weight is strictly lower (idle ones first, then the lightest), on the device where that disturbs
+ * the least outstanding work. Strictly lower means two models never evict each other back and forth;
+ * drained models keep their running requests to completion and their queued ones wait here.
+ */
+function makeRoom(ledger: PlanLedger, m: number): DeviceChoice | null {
+  const wm = ledger.demand[m]!;
+  let best = -1;
+  let bestWork = Infinity;
+  let bestVictims: InstanceView[] = [];
+  for (let d = 0; d < ledger.numDevices; d++) {
+    if (ledger.isPresent(m, d) || ledger.model(m).weightBytes > ledger.weightCapacity(d)) continue;
+    const cands = ledger.state.devices[d]!.instances.filter((v) => v.state === "active" && ledger.isLive(v.model, d) &&
+      ledger.touched[v.model] === 0 && !ledger.model(v.model).pinned && ledger.demand[v.model]! < wm);
+    const work = (v: InstanceView): number => v.queuedRequests + v.runningRequests;
+    cands.sort((a, b) => Number(work(a) > 0) - Number(work(b) > 0) || ledger.demand[a.model]! - ledger.demand[b.model]! ||
+      a.lastUsedMs - b.lastUsedMs || a.model - b.model);
+    let freed = 0;
+    let disturbed = 0;
+    let k = 0;
+    while (k < cands.length && !ledger.fits(m, d, freed)) {
+      const v = cands[k++]!;
+      freed += v.weightBytes;
+      disturbed += work(v);
+    }
+    if (!ledger.fits(m, d, freed)) continue;
+    if (best < 0 || disturbed < bestWork || (disturbed === bestWork && k < bestVictims.length)) {
+      best = d;
+      bestWork = disturbed;
+      bestVictims = cands.slice(0, k);
+    }
+  }
+  return best >= 0 ? { device: best, victims: bestVictims } : null;
 }
 
 function canEverFit(ledger: PlanLedger, m: number): boolean {
