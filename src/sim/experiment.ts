@@ -177,7 +177,7 @@ export function runPolicy(p: PreparedWorkload, o: RunOptions): RunOutput {
   const span = Math.max(1e-9, trace.numRequests > 0 ? trace.arrivalS[trace.numRequests - 1]! : 1);
   trace.modelNames.forEach((n, m) => expected.set(n, counts[m]! / span));
   const cm = p.costModel;
-  const loadBytesPerMs = (cm.device.hostLinkBytesPerS * cm.eff.hostLinkEfficiency) / 1000;
+  const loadBytesPerMs = effectiveLoadBytesPerMs(p);
   const driver = new GlobalDriver({
     policy: o.policy,
     config: { loadBytesPerMs, ...(o.control ?? {}) },
@@ -229,6 +229,21 @@ export function runPolicy(p: PreparedWorkload, o: RunOptions): RunOutput {
     ...(o.deterministic ? {} : { wall_s: r3((performance.now() - t0) / 1000) }),
   };
   return { summary, result, timeline: result.timeline === null ? null : toTimeline(o.policy, o.devices, result, trace.modelNames) };
+}
+
+/**
+ * The policies estimate activation time as weightBytes / loadBytesPerMs (one number), while the
+ * modelled load is activationStartMs + bytes / link. We give them the workload's effective rate
+ * Σ weights / Σ loadMs over its models, so the estimate is right on average, and exact for no model.
+ */
+export function effectiveLoadBytesPerMs(p: Pick<PreparedWorkload, "models">): number {
+  let bytes = 0;
+  let ms = 0;
+  for (const m of p.models) {
+    bytes += m.cost.profile.weightBytes;
+    ms += m.cost.loadMs;
+  }
+  return ms > 0 ? bytes / ms : 1;
 }
 
 function toTimeline(policy: string, devices: number, r: SimRunResult, names: readonly string[]): Timeline {

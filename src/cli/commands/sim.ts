@@ -12,6 +12,7 @@ import type { Command } from "commander";
 import { writeFileSync } from "node:fs";
 import { PrismError } from "../../core/errors.ts";
 import { POLICY_NAMES } from "../../control/policies/registry.ts";
+import { DEFAULT_CONTROL_CONFIG, type ControlConfig } from "../../control/types.ts";
 import { readTrace } from "../../workload/trace-format.ts";
 import { loadModelsFile } from "../../sim/models-file.ts";
 import {
@@ -38,6 +39,27 @@ interface SimFlags {
   seed: string;
   lbWindow: string;
   timelineSample: string;
+  control?: string;
+}
+
+/** "k=v,k2=v2" over the keys of DEFAULT_CONTROL_CONFIG (numbers) → a partial ControlConfig. */
+function parseControl(spec: string | undefined): Partial<ControlConfig> {
+  if (spec === undefined) return {};
+  const out: Record<string, number> = {};
+  for (const part of spec.split(",")) {
+    const p = part.trim();
+    if (p === "") continue;
+    const eq = p.indexOf("=");
+    const key = eq < 0 ? p : p.slice(0, eq).trim();
+    if (!Object.hasOwn(DEFAULT_CONTROL_CONFIG, key)) {
+      throw new PrismError("PRISM_CONFIG_UNKNOWN_KEY", `--control: unknown key '${key}' (known: ${Object.keys(DEFAULT_CONTROL_CONFIG).join(", ")})`, { key });
+    }
+    const raw = eq < 0 ? "" : p.slice(eq + 1).trim();
+    const v = raw === "inf" || raw === "Infinity" ? Infinity : Number(raw);
+    if (raw === "" || Number.isNaN(v)) throw usage(`--control ${key}: value must be a number (or inf), got '${raw}'`);
+    out[key] = v;
+  }
+  return out as Partial<ControlConfig>;
 }
 
 function usage(msg: string): PrismError {
@@ -112,6 +134,7 @@ export function register(program: Command): void {
     .option("--seed <n>", "seed", "1")
     .option("--lb-window <s>", "time window of the fluid lower bound (s)", "10")
     .option("--timeline-sample <ms>", "memory sampling period of report timelines (ms)", "1000")
+    .option("--control <k=v,...>", "global-scheduler settings for every policy (e.g. roundMs=5000,idleEvictMs=inf)")
     .action((flags: SimFlags) => {
       if (flags.models === undefined) throw usage("--models FILE is required");
       if (flags.trace === undefined) throw usage("--trace FILE is required");
@@ -131,6 +154,7 @@ export function register(program: Command): void {
         ...(flags.sloScale !== undefined ? { sloScale: positive("slo-scale", flags.sloScale) } : {}),
       });
       const devices = flags.devices !== undefined ? positiveInt("devices", flags.devices) : null;
+      const control = parseControl(flags.control);
       const json = flags.json === true;
       const out = (s: string): void => {
         process.stdout.write(s.endsWith("\n") ? s : `${s}\n`);
@@ -148,7 +172,7 @@ export function register(program: Command): void {
           const points: { x: number; ttft: number; tpot: number; both: number }[] = [];
           for (const x of values) {
             const prep = kind === "slo" ? withSloScale(p, x) : p;
-            const s = runPolicy(prep, { policy, devices, seed, deterministic, ...(kind === "rate" ? { rateScale: x } : {}) }).summary;
+            const s = runPolicy(prep, { policy, devices, seed, deterministic, control, ...(kind === "rate" ? { rateScale: x } : {}) }).summary;
             runs.push({ x, ...s });
             points.push({ x, ttft: s.slo_attainment.ttft ?? 0, tpot: s.slo_attainment.tpot ?? 0, both: s.slo_attainment.both ?? 0 });
             if (!json) out(`${kind} ${x}: ${policy.padEnd(9)} TTFT ${pct(s.slo_attainment.ttft)}  TPOT ${pct(s.slo_attainment.tpot)}  both ${pct(s.slo_attainment.both)}  TTFT p99 ${ms(s.ttft_ms.p99)} ms`);
@@ -171,7 +195,7 @@ export function register(program: Command): void {
         const results: MinDevicesResult[] = [];
         for (const policy of policies) {
           const r = findMinDevices(p, {
-            policy, target, metric, seed, deterministic, minDevices: 1, maxDevices: positiveInt("max-devices", flags.maxDevices),
+            policy, target, metric, seed, deterministic, control, minDevices: 1, maxDevices: positiveInt("max-devices", flags.maxDevices),
           });
           results.push(r);
           if (!json) {
@@ -190,7 +214,7 @@ export function register(program: Command): void {
           const timelines: Timeline[] = [];
           for (const r of results) {
             if (r.devices === null) continue;
-            const t = runPolicy(p, { policy: r.policy, devices: r.devices, seed, deterministic: true, timelineSampleMs: sampleMs }).timeline;
+            const t = runPolicy(p, { policy: r.policy, devices: r.devices, seed, control, deterministic: true, timelineSampleMs: sampleMs }).timeline;
             if (t !== null) timelines.push(t);
           }
           writeFileSync(flags.report, renderSimReport({
@@ -208,7 +232,7 @@ export function register(program: Command): void {
       const summaries: SimSummary[] = [];
       const timelines: Timeline[] = [];
       for (const policy of policies) {
-        const r = runPolicy(p, { policy, devices, seed, deterministic, ...(flags.report !== undefined ? { timelineSampleMs: sampleMs } : {}) });
+        const r = runPolicy(p, { policy, devices, seed, deterministic, control, ...(flags.report !== undefined ? { timelineSampleMs: sampleMs } : {}) });
         summaries.push(r.summary);
         if (r.timeline !== null) timelines.push(r.timeline);
         if (!json) out(summaryText(r.summary, policies.length === 1));
