@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { WType, KERNEL_RESERVED_BYTES, weightRowBytes, type Kernels } from "../../src/engine/kernels/types.ts";
 import { SeededRng } from "../../src/core/rng.ts";
+import { quantizeActivationsQ8 } from "../../src/engine/kernels/f16.ts";
 import { close, makeKernelRig, matrixBytes, randomFloats, readMatrix, writeMatrix, type KernelRig } from "./fixtures/kernel-fixtures.ts";
 
 let rig: KernelRig;
@@ -36,6 +37,8 @@ function checkMatmul(wType: number, numRows: number, inDim: number, outDim: numb
   writeMatrix(rig, w, wType, randomFloats(rng, outDim * inDim), outDim, inDim);
   const W = readMatrix(rig, w, wType, outDim, inDim);
   const X = rig.f32().slice(x >> 2, (x >> 2) + numRows * inDim);
+  // Q8_0 matmuls multiply Q8_0-quantised activations (as llama.cpp): the reference uses those.
+  if (wType === WType.Q8_0) X.set(quantizedActivations(X, numRows * inDim));
   const results: Float32Array[] = [];
   for (const k of both()) {
     rig.f32().fill(SENTINEL, out >> 2, (out >> 2) + numRows * outDim);
@@ -64,6 +67,35 @@ function checkMatmul(wType: number, numRows: number, inDim: number, outDim: numb
   for (let i = 0; i < a.length; i++) assert.ok(close(a[i]!, b[i]!, Math.abs(b[i]!) + 1, 1e-5));
 }
 
+function quantizedActivations(x: Float32Array, n: number): Float32Array {
+  const q = new Int8Array(n);
+  const d = new Float32Array(n / 32);
+  quantizeActivationsQ8(x, 0, n, q, 0, d, 0);
+  return Float32Array.from(q, (v, i) => v * d[i >> 5]!);
+}
+
+test("quantizeActivationsQ8: |q| ≤ 127, the block max maps to ±127, error ≤ d/2, ties to even", () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 1 << 30 }), fc.double({ min: 1e-6, max: 1e4, noNaN: true }), (k, seed, scale) => {
+    const n = 32 * k;
+    const x = randomFloats(new SeededRng(seed), n, scale);
+    const q = new Int8Array(n);
+    const d = new Float32Array(k);
+    quantizeActivationsQ8(x, 0, n, q, 0, d, 0);
+    for (let b = 0; b < k; b++) {
+      let amax = 0;
+      for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]!));
+      assert.equal(d[b], Math.fround(amax / 127));
+      assert.ok(q.subarray(b * 32, b * 32 + 32).some((v) => Math.abs(v) === 127));
+      for (let i = 0; i < 32; i++) assert.ok(Math.abs(q[b * 32 + i]! * d[b]! - x[b * 32 + i]!) <= d[b]! * 0.5001);
+    }
+  }), { seed: 21, numRuns: 50 });
+  const x = new Float32Array(32);
+  x[0] = 127; x[1] = 2.5; x[2] = -3.5; x[3] = 0.5;
+  const q = new Int8Array(32);
+  quantizeActivationsQ8(x, 0, 32, q, 0, new Float32Array(1), 0);
+  assert.deepEqual([...q.subarray(0, 4)], [127, 2, -4, 0]);
+});
+
 for (const wType of TYPES) {
   test(`matmul (type ${wType}) matches the reference on odd shapes and column ranges`, () => {
     const inDimArb = wType === WType.Q8_0 ? fc.integer({ min: 1, max: 5 }).map((k) => k * 32) : fc.integer({ min: 1, max: 77 });
@@ -84,6 +116,13 @@ for (const wType of TYPES) {
     checkMatmul(wType, 5, 288, 768, 0, 768, 2);
     checkMatmul(wType, 32, 768, 288, 3, 287, 3);
   });
+
+  if (wType === WType.Q8_0) {
+    test("matmul (type 8) when the quantised x exceeds the kernel's scratch slot (4-row and 1-row tiles)", () => {
+      checkMatmul(wType, 130, 1024, 9, 0, 9, 4); // 130 rows × 1152 B > 120 KiB: 4-row tiles
+      checkMatmul(wType, 5, 28800, 3, 0, 3, 5); // 4 rows × 32.4 KB > 120 KiB: 1-row tiles
+    });
+  }
 }
 
 test("getRow dequantises exactly, identically in WASM and TS", () => {

@@ -74,3 +74,26 @@ export function quantizeQ8_0(src: Float32Array, srcStart: number, n: number, dst
     }
   }
 }
+
+/**
+ * Quantise n activations (n a multiple of 32) the way the Q8_0 matmul kernels do before their
+ * integer dot products: per 32-value block, d = f32(max|x| / 127), id = f32(1/d) (0 when d = 0),
+ * q = nearest-even(f32(x · id)). Writes q into qOut[qStart..] and d into dOut[dStart..].
+ * Bit-identical to quantizeRows in the WASM kernels.
+ */
+export function quantizeActivationsQ8(src: Float32Array, srcStart: number, n: number, qOut: Int8Array, qStart: number, dOut: Float32Array, dStart: number): void {
+  for (let b = 0; b < n >> 5; b++) {
+    const base = srcStart + (b << 5);
+    let amax = 0;
+    for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(src[base + i]!));
+    const d = Math.fround(amax / 127);
+    const id = d !== 0 ? Math.fround(1 / d) : 0;
+    dOut[dStart + b] = d;
+    for (let i = 0; i < 32; i++) qOut[qStart + (b << 5) + i] = roundHalfEven(Math.fround(src[base + i]! * id));
+  }
+}
+
+function roundHalfEven(v: number): number {
+  const r = Math.round(v); // half up
+  return r - v === 0.5 && (r & 1) !== 0 ? r - 1 : r;
+}

@@ -5,7 +5,7 @@
  * results differ from WASM's f32 lanes by rounding only.
  */
 import type { Kernels } from "./types.ts";
-import { F16_TO_F32 } from "./f16.ts";
+import { F16_TO_F32, quantizeActivationsQ8 } from "./f16.ts";
 
 // Local copies of WType values: this module must not import values from types.ts (types.ts
 // re-exports this module, and a value import would make the evaluation order matter).
@@ -28,6 +28,9 @@ class TsKernels implements Kernels {
   /** cos/sin of the current row's rope angles (headDim/2 each), grown on demand. */
   private ropeCos = new Float64Array(64);
   private ropeSin = new Float64Array(64);
+  /** One x row quantised for the Q8_0 matmul (int8 values, per-block scales), grown on demand. */
+  private xq = new Int8Array(0);
+  private xd = new Float32Array(0);
 
   constructor(backing: Backing) {
     this.memory = backing instanceof WebAssembly.Memory ? backing : null;
@@ -56,8 +59,42 @@ class TsKernels implements Kernels {
     for (let r = 0; r < numRows; r++) {
       const xBase = (xPtr >> 2) + r * inDim;
       const outBase = (outPtr >> 2) + r * outDim;
-      for (let o = oStart; o < oEnd; o++) f32[outBase + o] = this.dotRow(xBase, wPtr, wType, o, inDim);
+      if (wType === Q8_0) {
+        this.quantizeRow(xBase, inDim);
+        for (let o = oStart; o < oEnd; o++) f32[outBase + o] = this.dotQ8(wPtr, o, inDim);
+      } else {
+        for (let o = oStart; o < oEnd; o++) f32[outBase + o] = this.dotRow(xBase, wPtr, wType, o, inDim);
+      }
     }
+  }
+
+  private quantizeRow(xBase: number, inDim: number): void {
+    if (this.xq.length < inDim) {
+      this.xq = new Int8Array(inDim);
+      this.xd = new Float32Array(inDim >> 5);
+    }
+    quantizeActivationsQ8(this.f32, xBase, inDim, this.xq, 0, this.xd, 0);
+  }
+
+  /**
+   * Q8_0 × Q8_0 like the WASM kernel (and llama.cpp): the x row was quantised per 32-block by
+   * quantizeRow; each block's integer dot product is scaled by f32(dx · dw).
+   */
+  private dotQ8(wPtr: number, o: number, inDim: number): number {
+    const u16 = this.u16;
+    const i8 = this.i8;
+    const xq = this.xq;
+    const numBlocks = inDim >> 5;
+    let blockPtr = wPtr + o * numBlocks * Q8_BLOCK_BYTES;
+    let sum = 0;
+    for (let b = 0; b < numBlocks; b++, blockPtr += Q8_BLOCK_BYTES) {
+      const q = blockPtr + 2;
+      const x = b << 5;
+      let isum = 0;
+      for (let i = 0; i < 32; i++) isum += i8[q + i]! * xq[x + i]!;
+      sum += isum * Math.fround(this.xd[b]! * F16_TO_F32[u16[blockPtr >> 1]!]!);
+    }
+    return sum;
   }
 
   private dotRow(xBase: number, wPtr: number, wType: number, o: number, inDim: number): number {
@@ -70,19 +107,6 @@ class TsKernels implements Kernels {
       const u16 = this.u16;
       const w = (wPtr >> 1) + o * inDim;
       for (let i = 0; i < inDim; i++) sum += f32[xBase + i]! * F16_TO_F32[u16[w + i]!]!;
-    } else if (wType === Q8_0) {
-      const u16 = this.u16;
-      const i8 = this.i8;
-      const numBlocks = inDim >> 5;
-      let blockPtr = wPtr + o * numBlocks * Q8_BLOCK_BYTES;
-      for (let b = 0; b < numBlocks; b++, blockPtr += Q8_BLOCK_BYTES) {
-        const d = F16_TO_F32[u16[blockPtr >> 1]!]!;
-        const q = blockPtr + 2;
-        const x = xBase + (b << 5);
-        let blockSum = 0;
-        for (let i = 0; i < 32; i++) blockSum += i8[q + i]! * f32[x + i]!;
-        sum += d * blockSum;
-      }
     } else {
       throw new RangeError(`unknown weight type ${wType}`);
     }

@@ -6,7 +6,10 @@
  * runs kernels on it too) that the kernels were bound to at creation. Activations and KV are f32;
  * weights are F32, F16 or Q8_0 in GGUF layout: a row-major W[out][in] matrix, rows contiguous;
  * Q8_0 = blocks of 32 values stored as 34 bytes (f16 scale d, then 32 × int8 q; value = d·q), so a
- * Q8_0 row is inDim/32 × 34 bytes and inDim must be a multiple of 32.
+ * Q8_0 row is inDim/32 × 34 bytes and inDim must be a multiple of 32. A Q8_0 matmul quantises x
+ * to Q8_0-style int8 blocks first (f32 scales; quantizeActivationsQ8 in f16.ts) and computes exact
+ * integer block dot products, as llama.cpp does — so its result equals the f32 product of the
+ * quantised x, not of x itself (relative error ≈ 1/254 of each block's max|x| per element).
  *
  * Alignment: f32 and i32/u32 pointers are multiples of 4; F16/Q8_0 weight pointers are even.
  * F16 values must be finite (the WASM decoder maps Inf/NaN halves to large finite values).
@@ -67,10 +70,11 @@ export interface Kernels {
 }
 
 /**
- * Bytes at the start of the memory the WASM module's static data needs: the executor puts nothing
- * below this. The module (stub runtime, no shadow stack) has a few KiB of static data at low
- * addresses, and every instantiation (one per thread) rewrites its data segment, so this range is
- * never safe for user data. createWasmKernels checks the module's __heap_base against it.
+ * Bytes at the start of the memory that belong to the kernels: the executor puts nothing below
+ * this. [0, 64 KiB) holds the module's static data (math tables; every instantiation, one per
+ * thread, rewrites it), [64 KiB, 1 MiB) per-instance scratch slots (quantised activations of the
+ * Q8_0 matmul; see wasm-kernels.ts). createWasmKernels checks the module's __heap_base.
+ * Q8_0 matmuls need inDim ≤ ~27k (4 rows per slot) and run 1 row at a time up to ~100k.
  */
 export const KERNEL_RESERVED_BYTES = 1 << 20;
 

@@ -12,6 +12,18 @@ import type { Kernels } from "./types.ts";
 
 // Must equal KERNEL_RESERVED_BYTES in types.ts (kept local: types.ts re-exports this module).
 const RESERVED_BYTES = 1 << 20;
+/**
+ * Layout of the reserved prefix: [0, 64 KiB) the module's static data; an i32 slot counter at
+ * 64 KiB − 64; [64 KiB, 1 MiB) SCRATCH_SLOTS private scratch areas, one per kernel instance (each
+ * thread binds its own instance), used by the Q8_0 matmul for quantised activations. Slots are
+ * handed out round-robin through the counter (Atomics, so threads sharing the memory never get
+ * the same slot while fewer than SCRATCH_SLOTS instances are alive).
+ */
+const STATIC_LIMIT_BYTES = 64 * 1024 - 64;
+const SLOT_COUNTER_BYTE = 64 * 1024 - 64;
+const SCRATCH_START = 64 * 1024;
+export const SCRATCH_SLOTS = 8;
+export const SCRATCH_SLOT_BYTES = (RESERVED_BYTES - SCRATCH_START) / SCRATCH_SLOTS;
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const KERNEL_SOURCE_PATH = join(repoRoot, "src/engine/kernels/as/kernels.ts");
@@ -29,6 +41,7 @@ export function ascArgs(shared: boolean, outFile: string): string[] {
 
 interface KernelExports {
   heapBase(): number;
+  setScratch(ptr: number, bytes: number): void;
   matmul: Kernels["matmul"];
   addBias: Kernels["addBias"];
   rmsnorm: Kernels["rmsnorm"];
@@ -88,9 +101,12 @@ export async function createWasmKernels(memory: WebAssembly.Memory): Promise<Ker
     },
   });
   const ex = instance.exports as unknown as KernelExports;
-  if (ex.heapBase() > RESERVED_BYTES) {
-    throw new Error(`kernels.wasm static data ends at ${ex.heapBase()}, above KERNEL_RESERVED_BYTES ${RESERVED_BYTES}`);
+  if (ex.heapBase() > STATIC_LIMIT_BYTES) {
+    throw new Error(`kernels.wasm static data ends at ${ex.heapBase()}, above its ${STATIC_LIMIT_BYTES}-byte area of KERNEL_RESERVED_BYTES`);
   }
+  if (memory.buffer.byteLength < RESERVED_BYTES) throw new RangeError(`kernel memory must be at least KERNEL_RESERVED_BYTES (${RESERVED_BYTES}) bytes`);
+  const slot = Atomics.add(new Int32Array(memory.buffer), SLOT_COUNTER_BYTE >> 2, 1) % SCRATCH_SLOTS;
+  ex.setScratch(SCRATCH_START + slot * SCRATCH_SLOT_BYTES, SCRATCH_SLOT_BYTES);
   return {
     name: "wasm",
     matmul: ex.matmul,

@@ -271,7 +271,7 @@ function rowF16(out: usize, x: usize, w: usize, inDim: i32, oStart: i32, oEnd: i
   for (; o < oEnd; o++) store<f32>(out + (<usize>o << 2), dotF16(x, w + <usize>o * wStride, inDim));
 }
 
-// ----- Q8_0 (34-byte blocks: f16 d, 32 × i8; dequantised on the fly as f32(q)·d, exact in f32) -----
+// ----- Q8_0 (34-byte blocks: f16 d, 32 × i8) -----
 
 /** 8 int8 at p → two f32x4 (low 4, high 4), each × d. */
 // @ts-ignore: decorator
@@ -283,104 +283,208 @@ function rowF16(out: usize, x: usize, w: usize, inDim: i32, oStart: i32, oEnd: i
   return f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(v128.load8x8_s(p))), d);
 }
 
-function matmulQ8(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, outDim: i32, oStart: i32, oEnd: i32): void {
-  const xStride = <usize>inDim << 2;
-  const oStride = <usize>outDim << 2;
+// Q8_0 × Q8_0 (as llama.cpp's ggml_vec_dot_q8_0_q8_0): each 32-value block of an x row is
+// quantised to int8 with its own f32 scale dx = max|x|/127 (q = nearest-even(x · (1/dx))), so a
+// block's dot product is an exact integer Σ qx·qw (i32x4.dot_i16x8_s on sign-extended bytes),
+// scaled once by dx·dw. Against dequantising the weights to f32 this needs ~2.5× fewer
+// instructions per multiply-add (measured ~1.7× faster matmuls). The quantised rows live in this
+// instance's scratch slot (setScratch), four rows at a time.
+
+/** This instance's scratch (set once by the JS loader; each thread's instance gets its own slot). */
+let scratchPtr: usize = 0;
+let scratchBytes: usize = 0;
+
+export function setScratch(ptr: usize, bytes: usize): void {
+  scratchPtr = ptr;
+  scratchBytes = bytes;
+}
+
+// @ts-ignore: decorator
+@inline const ROUND_MAGIC: f32 = 12582912.0; // 1.5 · 2^23
+// @ts-ignore: decorator
+@inline const ROUND_MAGIC_BITS: i32 = 0x4b400000;
+
+/** Quantise `rows` x rows (stride inDim floats) into q (i8, stride inDim) and scales s (f32, stride inDim/32). */
+function quantizeRows(x: usize, rows: i32, inDim: i32, q: usize, s: usize): void {
   const numBlocks = inDim >> 5;
-  const wStride = <usize>numBlocks * Q8_BLOCK;
-  const full = numRows & ~3;
-  const colsPerBlock = blockColumns(wStride);
-  for (let ob = oStart; ob < oEnd; ob += colsPerBlock) {
-  const obEnd = min(oEnd, ob + colsPerBlock);
-  for (let r = 0; r < full; r += 4) {
-    const x0 = x + <usize>r * xStride;
-    const out0 = out + <usize>r * oStride;
-    let o = ob;
-    for (; o + 2 <= obEnd; o += 2) {
-      let b0 = w + <usize>o * wStride;
-      let b1 = b0 + wStride;
-      const x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
-      let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
-      let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
-      let xi: usize = 0;
-      for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, b1 += Q8_BLOCK) {
-        const d0 = f32x4.splat(f16Scalar(b0));
-        const d1 = f32x4.splat(f16Scalar(b1));
-        for (let j: usize = 0; j < 32; j += 8, xi += 32) {
-          const v0l = q8lo(b0 + 2 + j, d0), v0h = q8hi(b0 + 2 + j, d0);
-          const v1l = q8lo(b1 + 2 + j, d1), v1h = q8hi(b1 + 2 + j, d1);
-          let xv = v128.load(x0 + xi);
-          a00 = fma(a00, xv, v0l); a01 = fma(a01, xv, v1l);
-          xv = v128.load(x0 + xi, 16);
-          a00 = fma(a00, xv, v0h); a01 = fma(a01, xv, v1h);
-          xv = v128.load(x1 + xi);
-          a10 = fma(a10, xv, v0l); a11 = fma(a11, xv, v1l);
-          xv = v128.load(x1 + xi, 16);
-          a10 = fma(a10, xv, v0h); a11 = fma(a11, xv, v1h);
-          xv = v128.load(x2 + xi);
-          a20 = fma(a20, xv, v0l); a21 = fma(a21, xv, v1l);
-          xv = v128.load(x2 + xi, 16);
-          a20 = fma(a20, xv, v0h); a21 = fma(a21, xv, v1h);
-          xv = v128.load(x3 + xi);
-          a30 = fma(a30, xv, v0l); a31 = fma(a31, xv, v1l);
-          xv = v128.load(x3 + xi, 16);
-          a30 = fma(a30, xv, v0h); a31 = fma(a31, xv, v1h);
-        }
-      }
-      const ob = out0 + (<usize>o << 2);
-      store<f32>(ob, hsum(a00)); store<f32>(ob, hsum(a01), 4);
-      store<f32>(ob + oStride, hsum(a10)); store<f32>(ob + oStride, hsum(a11), 4);
-      store<f32>(ob + 2 * oStride, hsum(a20)); store<f32>(ob + 2 * oStride, hsum(a21), 4);
-      store<f32>(ob + 3 * oStride, hsum(a30)); store<f32>(ob + 3 * oStride, hsum(a31), 4);
+  for (let r = 0; r < rows; r++) {
+    let p = x + <usize>(r * inDim) * 4;
+    let qp = q + <usize>(r * inDim);
+    let sp = s + <usize>(r * numBlocks) * 4;
+    for (let b = 0; b < numBlocks; b++, p += 128, qp += 32, sp += 4) {
+      const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+      const v4 = v128.load(p, 64), v5 = v128.load(p, 80), v6 = v128.load(p, 96), v7 = v128.load(p, 112);
+      const m = f32x4.max(
+        f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
+        f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))));
+      const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      const d: f32 = amax / <f32>127;
+      const id: f32 = d != 0 ? <f32>1 / d : <f32>0;
+      store<f32>(sp, d);
+      // Adding 1.5·2^23 rounds to the nearest integer (ties to even) into the low mantissa bits,
+      // which integer subtraction of the same constant's bit pattern then extracts (|x·id| ≤ 127).
+      const iv = f32x4.splat(id);
+      const mf = f32x4.splat(ROUND_MAGIC);
+      const mi = i32x4.splat(ROUND_MAGIC_BITS);
+      const q0 = i32x4.sub(f32x4.add(f32x4.mul(v0, iv), mf), mi);
+      const q1 = i32x4.sub(f32x4.add(f32x4.mul(v1, iv), mf), mi);
+      const q2 = i32x4.sub(f32x4.add(f32x4.mul(v2, iv), mf), mi);
+      const q3 = i32x4.sub(f32x4.add(f32x4.mul(v3, iv), mf), mi);
+      const q4 = i32x4.sub(f32x4.add(f32x4.mul(v4, iv), mf), mi);
+      const q5 = i32x4.sub(f32x4.add(f32x4.mul(v5, iv), mf), mi);
+      const q6 = i32x4.sub(f32x4.add(f32x4.mul(v6, iv), mf), mi);
+      const q7 = i32x4.sub(f32x4.add(f32x4.mul(v7, iv), mf), mi);
+      v128.store(qp, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
+      v128.store(qp, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q4, q5), i16x8.narrow_i32x4_s(q6, q7)), 16);
     }
-    for (; o < obEnd; o++) {
-      const w0 = w + <usize>o * wStride;
-      for (let rr = 0; rr < 4; rr++) {
-        store<f32>(out0 + <usize>rr * oStride + (<usize>o << 2), dotQ8(x0 + <usize>rr * xStride, w0, numBlocks));
-      }
-    }
-  }
-  for (let r = full; r < numRows; r++) rowQ8(out + <usize>r * oStride, x + <usize>r * xStride, w, numBlocks, ob, obEnd);
   }
 }
 
-function dotQ8(x: usize, w: usize, numBlocks: i32): f32 {
-  let a = f32x4.splat(0);
-  let xi: usize = 0;
-  let b0 = w;
-  for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK) {
-    const d = f32x4.splat(f16Scalar(b0));
-    for (let j: usize = 0; j < 32; j += 8, xi += 32) {
-      a = fma(a, v128.load(x + xi), q8lo(b0 + 2 + j, d));
-      a = fma(a, v128.load(x + xi, 16), q8hi(b0 + 2 + j, d));
+// @ts-ignore: decorator
+@inline function idot(acc: v128, a: usize, b: usize): v128 {
+  return i32x4.add(acc, i32x4.dot_i16x8_s(v128.load8x8_s(a), v128.load8x8_s(b)));
+}
+
+// @ts-ignore: decorator
+@inline function fold(acc: v128, isum: v128, scale: f32): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(scale)));
+}
+
+function matmulQ8(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, outDim: i32, oStart: i32, oEnd: i32): void {
+  const oStride = <usize>outDim << 2;
+  const xStride = <usize>inDim << 2;
+  const numBlocks = inDim >> 5;
+  const wStride = <usize>numBlocks * Q8_BLOCK;
+  const rowBytes = <usize>inDim + (<usize>numBlocks << 2); // one quantised row: i8 values + f32 scales
+  const colsPerBlock = blockColumns(wStride);
+  if (<usize>numRows * rowBytes <= scratchBytes) {
+    // Common case: quantise every row once, then sweep the column blocks.
+    const q = scratchPtr;
+    const s = scratchPtr + <usize>(numRows * inDim);
+    quantizeRows(x, numRows, inDim, q, s);
+    sweepQ8(out, q, s, w, numRows, inDim, oStride, wStride, oStart, oEnd, colsPerBlock);
+    return;
+  }
+  // Large x: quantise 4 rows (or 1) at a time, re-quantising them for every column block.
+  const tile = <usize>4 * rowBytes <= scratchBytes ? 4 : 1;
+  if (rowBytes > scratchBytes) unreachable();
+  const q = scratchPtr;
+  const s = scratchPtr + <usize>(tile * inDim);
+  for (let ob = oStart; ob < oEnd; ob += colsPerBlock) {
+    const obEnd = min(oEnd, ob + colsPerBlock);
+    for (let r = 0; r < numRows; r += tile) {
+      const rows = min(tile, numRows - r);
+      quantizeRows(x + <usize>r * xStride, rows, inDim, q, s);
+      sweepQ8(out + <usize>r * oStride, q, s, w, rows, inDim, oStride, wStride, ob, obEnd, obEnd - ob);
     }
+  }
+}
+
+/** Quantised rows (q/s as laid out by quantizeRows) × W columns [oStart, oEnd), column blocks outer. */
+function sweepQ8(out: usize, q: usize, s: usize, w: usize, numRows: i32, inDim: i32, oStride: usize, wStride: usize, oStart: i32, oEnd: i32, colsPerBlock: i32): void {
+  const numBlocks = inDim >> 5;
+  const sStride = <usize>numBlocks << 2;
+  const full = numRows & ~3;
+  for (let ob = oStart; ob < oEnd; ob += colsPerBlock) {
+    const obEnd = min(oEnd, ob + colsPerBlock);
+    for (let r = 0; r < full; r += 4) {
+      tileQ8(out + <usize>r * oStride, q + <usize>(r * inDim), s + <usize>r * sStride, w, inDim, oStride, wStride, ob, obEnd);
+    }
+    for (let r = full; r < numRows; r++) {
+      rowQ8(out + <usize>r * oStride, q + <usize>(r * inDim), s + <usize>r * sStride, w, numBlocks, wStride, ob, obEnd);
+    }
+  }
+}
+
+/** 4 quantised x rows × W columns [o0, o1): 2 columns at a time (8 integer + 8 float accumulators). */
+function tileQ8(out: usize, q: usize, s: usize, w: usize, inDim: i32, oStride: usize, wStride: usize, o0: i32, o1: i32): void {
+  const numBlocks = inDim >> 5;
+  const q1 = q + <usize>inDim, q2 = q1 + <usize>inDim, q3 = q2 + <usize>inDim;
+  const sStride = <usize>numBlocks << 2;
+  let o = o0;
+  for (; o + 2 <= o1; o += 2) {
+    let b0 = w + <usize>o * wStride;
+    let b1 = b0 + wStride;
+    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+    let xb: usize = 0;
+    let sb = s;
+    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, b1 += Q8_BLOCK, xb += 32, sb += 4) {
+      let i00 = i32x4.splat(0), i01 = i32x4.splat(0), i10 = i32x4.splat(0), i11 = i32x4.splat(0);
+      let i20 = i32x4.splat(0), i21 = i32x4.splat(0), i30 = i32x4.splat(0), i31 = i32x4.splat(0);
+      for (let j: usize = 0; j < 32; j += 8) {
+        const w0 = v128.load8x8_s(b0 + 2 + j);
+        const w1 = v128.load8x8_s(b1 + 2 + j);
+        let xv = v128.load8x8_s(q + xb + j);
+        i00 = i32x4.add(i00, i32x4.dot_i16x8_s(xv, w0)); i01 = i32x4.add(i01, i32x4.dot_i16x8_s(xv, w1));
+        xv = v128.load8x8_s(q1 + xb + j);
+        i10 = i32x4.add(i10, i32x4.dot_i16x8_s(xv, w0)); i11 = i32x4.add(i11, i32x4.dot_i16x8_s(xv, w1));
+        xv = v128.load8x8_s(q2 + xb + j);
+        i20 = i32x4.add(i20, i32x4.dot_i16x8_s(xv, w0)); i21 = i32x4.add(i21, i32x4.dot_i16x8_s(xv, w1));
+        xv = v128.load8x8_s(q3 + xb + j);
+        i30 = i32x4.add(i30, i32x4.dot_i16x8_s(xv, w0)); i31 = i32x4.add(i31, i32x4.dot_i16x8_s(xv, w1));
+      }
+      const d0 = f16Scalar(b0), d1 = f16Scalar(b1);
+      const x0 = load<f32>(sb), x1 = load<f32>(sb + sStride), x2 = load<f32>(sb + 2 * sStride), x3 = load<f32>(sb + 3 * sStride);
+      a00 = fold(a00, i00, x0 * d0); a01 = fold(a01, i01, x0 * d1);
+      a10 = fold(a10, i10, x1 * d0); a11 = fold(a11, i11, x1 * d1);
+      a20 = fold(a20, i20, x2 * d0); a21 = fold(a21, i21, x2 * d1);
+      a30 = fold(a30, i30, x3 * d0); a31 = fold(a31, i31, x3 * d1);
+    }
+    const ob = out + (<usize>o << 2);
+    store<f32>(ob, hsum(a00)); store<f32>(ob, hsum(a01), 4);
+    store<f32>(ob + oStride, hsum(a10)); store<f32>(ob + oStride, hsum(a11), 4);
+    store<f32>(ob + 2 * oStride, hsum(a20)); store<f32>(ob + 2 * oStride, hsum(a21), 4);
+    store<f32>(ob + 3 * oStride, hsum(a30)); store<f32>(ob + 3 * oStride, hsum(a31), 4);
+  }
+  for (; o < o1; o++) {
+    const wo = w + <usize>o * wStride;
+    for (let rr = 0; rr < 4; rr++) {
+      store<f32>(out + <usize>rr * oStride + (<usize>o << 2), dotQ8(q + <usize>(rr * inDim), s + <usize>rr * sStride, wo, numBlocks));
+    }
+  }
+}
+
+/** One quantised x row (q, scales s) · one Q8_0 W row. */
+function dotQ8(q: usize, s: usize, w: usize, numBlocks: i32): f32 {
+  let a = f32x4.splat(0);
+  let b0 = w;
+  let xb = q;
+  for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32) {
+    let i0 = i32x4.splat(0);
+    i0 = idot(i0, xb, b0 + 2); i0 = idot(i0, xb + 8, b0 + 10); i0 = idot(i0, xb + 16, b0 + 18); i0 = idot(i0, xb + 24, b0 + 26);
+    a = fold(a, i0, load<f32>(s + (<usize>b << 2)) * f16Scalar(b0));
   }
   return hsum(a);
 }
 
-function rowQ8(out: usize, x: usize, w: usize, numBlocks: i32, oStart: i32, oEnd: i32): void {
-  const wStride = <usize>numBlocks * Q8_BLOCK;
-  let o = oStart;
-  for (; o + 4 <= oEnd; o += 4) {
+/** One quantised x row against W columns [o0, o1), 4 columns at a time (the B = 1 decode path). */
+function rowQ8(out: usize, q: usize, s: usize, w: usize, numBlocks: i32, wStride: usize, o0: i32, o1: i32): void {
+  let o = o0;
+  for (; o + 4 <= o1; o += 4) {
     let b0 = w + <usize>o * wStride;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let xi: usize = 0;
-    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK) {
+    let xb = q;
+    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32) {
       const b1 = b0 + wStride, b2 = b1 + wStride, b3 = b2 + wStride;
-      const d0 = f32x4.splat(f16Scalar(b0)), d1 = f32x4.splat(f16Scalar(b1));
-      const d2 = f32x4.splat(f16Scalar(b2)), d3 = f32x4.splat(f16Scalar(b3));
-      for (let j: usize = 0; j < 32; j += 8, xi += 32) {
-        const xl = v128.load(x + xi), xh = v128.load(x + xi, 16);
-        a0 = fma(fma(a0, xl, q8lo(b0 + 2 + j, d0)), xh, q8hi(b0 + 2 + j, d0));
-        a1 = fma(fma(a1, xl, q8lo(b1 + 2 + j, d1)), xh, q8hi(b1 + 2 + j, d1));
-        a2 = fma(fma(a2, xl, q8lo(b2 + 2 + j, d2)), xh, q8hi(b2 + 2 + j, d2));
-        a3 = fma(fma(a3, xl, q8lo(b3 + 2 + j, d3)), xh, q8hi(b3 + 2 + j, d3));
+      let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+      for (let j: usize = 0; j < 32; j += 8) {
+        const xv = v128.load8x8_s(xb + j);
+        i0 = i32x4.add(i0, i32x4.dot_i16x8_s(xv, v128.load8x8_s(b0 + 2 + j)));
+        i1 = i32x4.add(i1, i32x4.dot_i16x8_s(xv, v128.load8x8_s(b1 + 2 + j)));
+        i2 = i32x4.add(i2, i32x4.dot_i16x8_s(xv, v128.load8x8_s(b2 + 2 + j)));
+        i3 = i32x4.add(i3, i32x4.dot_i16x8_s(xv, v128.load8x8_s(b3 + 2 + j)));
       }
+      const dx = load<f32>(s + (<usize>b << 2));
+      a0 = fold(a0, i0, dx * f16Scalar(b0));
+      a1 = fold(a1, i1, dx * f16Scalar(b1));
+      a2 = fold(a2, i2, dx * f16Scalar(b2));
+      a3 = fold(a3, i3, dx * f16Scalar(b3));
     }
     const ob = out + (<usize>o << 2);
     store<f32>(ob, hsum(a0)); store<f32>(ob, hsum(a1), 4); store<f32>(ob, hsum(a2), 8); store<f32>(ob, hsum(a3), 12);
   }
-  for (; o < oEnd; o++) store<f32>(out + (<usize>o << 2), dotQ8(x, w + <usize>o * wStride, numBlocks));
+  for (; o < o1; o++) store<f32>(out + (<usize>o << 2), dotQ8(q, s, w + <usize>o * wStride, numBlocks));
 }
 
 // ---------------------------------------------------------------------------------------------
