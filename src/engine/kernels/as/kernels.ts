@@ -304,14 +304,18 @@ export function setScratch(ptr: usize, bytes: usize): void {
 // @ts-ignore: decorator
 @inline const ROUND_MAGIC_BITS: i32 = 0x4b400000;
 
-/** Quantise `rows` x rows (stride inDim floats) into q (i8, stride inDim) and scales s (f32, stride inDim/32). */
+/**
+ * Quantise `rows` x rows (stride inDim floats) into q (i8, row stride inDim) and scales s (f32,
+ * block-major: scale of row r, block b at s + (b·rows + r)·4, so a row tile's scales are one vector).
+ */
 function quantizeRows(x: usize, rows: i32, inDim: i32, q: usize, s: usize): void {
   const numBlocks = inDim >> 5;
+  const sBlockStride = <usize>rows << 2;
   for (let r = 0; r < rows; r++) {
     let p = x + <usize>(r * inDim) * 4;
     let qp = q + <usize>(r * inDim);
-    let sp = s + <usize>(r * numBlocks) * 4;
-    for (let b = 0; b < numBlocks; b++, p += 128, qp += 32, sp += 4) {
+    let sp = s + (<usize>r << 2);
+    for (let b = 0; b < numBlocks; b++, p += 128, qp += 32, sp += sBlockStride) {
       const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
       const v4 = v128.load(p, 64), v5 = v128.load(p, 80), v6 = v128.load(p, 96), v7 = v128.load(p, 112);
       const m = f32x4.max(
@@ -345,10 +349,6 @@ function quantizeRows(x: usize, rows: i32, inDim: i32, q: usize, s: usize): void
   return i32x4.add(acc, i32x4.dot_i16x8_s(v128.load8x8_s(a), v128.load8x8_s(b)));
 }
 
-// @ts-ignore: decorator
-@inline function fold(acc: v128, isum: v128, scale: f32): v128 {
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(scale)));
-}
 
 function matmulQ8(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, outDim: i32, oStart: i32, oEnd: i32): void {
   const oStride = <usize>outDim << 2;
@@ -383,33 +383,56 @@ function matmulQ8(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, outD
 /** Quantised rows (q/s as laid out by quantizeRows) × W columns [oStart, oEnd), column blocks outer. */
 function sweepQ8(out: usize, q: usize, s: usize, w: usize, numRows: i32, inDim: i32, oStride: usize, wStride: usize, oStart: i32, oEnd: i32, colsPerBlock: i32): void {
   const numBlocks = inDim >> 5;
-  const sStride = <usize>numBlocks << 2;
+  const sBlockStride = <usize>numRows << 2;
   const full = numRows & ~3;
   for (let ob = oStart; ob < oEnd; ob += colsPerBlock) {
     const obEnd = min(oEnd, ob + colsPerBlock);
     for (let r = 0; r < full; r += 4) {
-      tileQ8(out + <usize>r * oStride, q + <usize>(r * inDim), s + <usize>r * sStride, w, inDim, oStride, wStride, ob, obEnd);
+      tileQ8(out + <usize>r * oStride, q + <usize>(r * inDim), s + (<usize>r << 2), sBlockStride, w, inDim, oStride, wStride, ob, obEnd);
     }
     for (let r = full; r < numRows; r++) {
-      rowQ8(out + <usize>r * oStride, q + <usize>(r * inDim), s + <usize>r * sStride, w, numBlocks, wStride, ob, obEnd);
+      rowQ8(out + <usize>r * oStride, q + <usize>(r * inDim), s + (<usize>r << 2), sBlockStride, w, numBlocks, wStride, ob, obEnd);
     }
   }
 }
 
-/** 4 quantised x rows × W columns [o0, o1): 2 columns at a time (8 integer + 8 float accumulators). */
-function tileQ8(out: usize, q: usize, s: usize, w: usize, inDim: i32, oStride: usize, wStride: usize, o0: i32, o1: i32): void {
+/**
+ * Sum each of four i32x4 vectors across its lanes: returns [Σa, Σb, Σc, Σd]. Lets a 4-row tile
+ * keep one float accumulator per column (lanes = rows) and scale a whole block with one multiply.
+ */
+// @ts-ignore: decorator
+@inline function reduce4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7)); // [a0+a2, b0+b2, a1+a3, b1+b3]
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
+/** Stores lane r of acc (row r of a 4-row tile) at column o of output row r. */
+// @ts-ignore: decorator
+@inline function storeColumn(out: usize, oStride: usize, o: i32, acc: v128): void {
+  const p = out + (<usize>o << 2);
+  store<f32>(p, f32x4.extract_lane(acc, 0));
+  store<f32>(p + oStride, f32x4.extract_lane(acc, 1));
+  store<f32>(p + 2 * oStride, f32x4.extract_lane(acc, 2));
+  store<f32>(p + 3 * oStride, f32x4.extract_lane(acc, 3));
+}
+
+/**
+ * 4 quantised x rows × W columns [o0, o1), 2 columns at a time: 8 integer accumulators per block,
+ * then per column one vector [row0..row3] scaled by [dx0..dx3]·dw and added to its float
+ * accumulator (13 live vectors: no spills on x64's 16 xmm registers).
+ */
+function tileQ8(out: usize, q: usize, s: usize, sBlockStride: usize, w: usize, inDim: i32, oStride: usize, wStride: usize, o0: i32, o1: i32): void {
   const numBlocks = inDim >> 5;
   const q1 = q + <usize>inDim, q2 = q1 + <usize>inDim, q3 = q2 + <usize>inDim;
-  const sStride = <usize>numBlocks << 2;
   let o = o0;
   for (; o + 2 <= o1; o += 2) {
     let b0 = w + <usize>o * wStride;
     let b1 = b0 + wStride;
-    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
-    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+    let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
     let xb: usize = 0;
     let sb = s;
-    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, b1 += Q8_BLOCK, xb += 32, sb += 4) {
+    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, b1 += Q8_BLOCK, xb += 32, sb += sBlockStride) {
       let i00 = i32x4.splat(0), i01 = i32x4.splat(0), i10 = i32x4.splat(0), i11 = i32x4.splat(0);
       let i20 = i32x4.splat(0), i21 = i32x4.splat(0), i30 = i32x4.splat(0), i31 = i32x4.splat(0);
       for (let j: usize = 0; j < 32; j += 8) {
@@ -424,48 +447,47 @@ function tileQ8(out: usize, q: usize, s: usize, w: usize, inDim: i32, oStride: u
         xv = v128.load8x8_s(q3 + xb + j);
         i30 = i32x4.add(i30, i32x4.dot_i16x8_s(xv, w0)); i31 = i32x4.add(i31, i32x4.dot_i16x8_s(xv, w1));
       }
-      const d0 = f16Scalar(b0), d1 = f16Scalar(b1);
-      const x0 = load<f32>(sb), x1 = load<f32>(sb + sStride), x2 = load<f32>(sb + 2 * sStride), x3 = load<f32>(sb + 3 * sStride);
-      a00 = fold(a00, i00, x0 * d0); a01 = fold(a01, i01, x0 * d1);
-      a10 = fold(a10, i10, x1 * d0); a11 = fold(a11, i11, x1 * d1);
-      a20 = fold(a20, i20, x2 * d0); a21 = fold(a21, i21, x2 * d1);
-      a30 = fold(a30, i30, x3 * d0); a31 = fold(a31, i31, x3 * d1);
+      const dx = v128.load(sb);
+      acc0 = fma(acc0, f32x4.convert_i32x4_s(reduce4(i00, i10, i20, i30)), f32x4.mul(dx, f32x4.splat(f16Scalar(b0))));
+      acc1 = fma(acc1, f32x4.convert_i32x4_s(reduce4(i01, i11, i21, i31)), f32x4.mul(dx, f32x4.splat(f16Scalar(b1))));
     }
-    const ob = out + (<usize>o << 2);
-    store<f32>(ob, hsum(a00)); store<f32>(ob, hsum(a01), 4);
-    store<f32>(ob + oStride, hsum(a10)); store<f32>(ob + oStride, hsum(a11), 4);
-    store<f32>(ob + 2 * oStride, hsum(a20)); store<f32>(ob + 2 * oStride, hsum(a21), 4);
-    store<f32>(ob + 3 * oStride, hsum(a30)); store<f32>(ob + 3 * oStride, hsum(a31), 4);
+    storeColumn(out, oStride, o, acc0);
+    storeColumn(out, oStride, o + 1, acc1);
   }
-  for (; o < o1; o++) {
-    const wo = w + <usize>o * wStride;
-    for (let rr = 0; rr < 4; rr++) {
-      store<f32>(out + <usize>rr * oStride + (<usize>o << 2), dotQ8(q + <usize>(rr * inDim), s + <usize>rr * sStride, wo, numBlocks));
+  if (o < o1) {
+    let b0 = w + <usize>o * wStride;
+    let acc0 = f32x4.splat(0);
+    let xb: usize = 0;
+    let sb = s;
+    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32, sb += sBlockStride) {
+      let i00 = i32x4.splat(0), i10 = i32x4.splat(0), i20 = i32x4.splat(0), i30 = i32x4.splat(0);
+      for (let j: usize = 0; j < 32; j += 8) {
+        const w0 = b0 + 2 + j;
+        i00 = idot(i00, q + xb + j, w0);
+        i10 = idot(i10, q1 + xb + j, w0);
+        i20 = idot(i20, q2 + xb + j, w0);
+        i30 = idot(i30, q3 + xb + j, w0);
+      }
+      acc0 = fma(acc0, f32x4.convert_i32x4_s(reduce4(i00, i10, i20, i30)), f32x4.mul(v128.load(sb), f32x4.splat(f16Scalar(b0))));
     }
+    storeColumn(out, oStride, o, acc0);
   }
 }
 
-/** One quantised x row (q, scales s) · one Q8_0 W row. */
-function dotQ8(q: usize, s: usize, w: usize, numBlocks: i32): f32 {
-  let a = f32x4.splat(0);
-  let b0 = w;
-  let xb = q;
-  for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32) {
-    let i0 = i32x4.splat(0);
-    i0 = idot(i0, xb, b0 + 2); i0 = idot(i0, xb + 8, b0 + 10); i0 = idot(i0, xb + 16, b0 + 18); i0 = idot(i0, xb + 24, b0 + 26);
-    a = fold(a, i0, load<f32>(s + (<usize>b << 2)) * f16Scalar(b0));
-  }
-  return hsum(a);
-}
-
-/** One quantised x row against W columns [o0, o1), 4 columns at a time (the B = 1 decode path). */
-function rowQ8(out: usize, q: usize, s: usize, w: usize, numBlocks: i32, wStride: usize, o0: i32, o1: i32): void {
+/**
+ * One quantised x row (values q, scale of block b at s + b·sBlockStride) against W columns
+ * [o0, o1), 4 columns at a time (the B = 1 decode path). Block sums are reduced to scalars, so a
+ * column's result is bit-identical to the same row's lane in tileQ8 (integer sums are exact and
+ * the float steps are the same: f32(Σ) · f32(dx·dw) accumulated over blocks in order).
+ */
+function rowQ8(out: usize, q: usize, s: usize, sBlockStride: usize, w: usize, numBlocks: i32, wStride: usize, o0: i32, o1: i32): void {
   let o = o0;
   for (; o + 4 <= o1; o += 4) {
     let b0 = w + <usize>o * wStride;
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let acc = f32x4.splat(0);
     let xb = q;
-    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32) {
+    let sb = s;
+    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32, sb += sBlockStride) {
       const b1 = b0 + wStride, b2 = b1 + wStride, b3 = b2 + wStride;
       let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
       for (let j: usize = 0; j < 32; j += 8) {
@@ -475,16 +497,24 @@ function rowQ8(out: usize, q: usize, s: usize, w: usize, numBlocks: i32, wStride
         i2 = i32x4.add(i2, i32x4.dot_i16x8_s(xv, v128.load8x8_s(b2 + 2 + j)));
         i3 = i32x4.add(i3, i32x4.dot_i16x8_s(xv, v128.load8x8_s(b3 + 2 + j)));
       }
-      const dx = load<f32>(s + (<usize>b << 2));
-      a0 = fold(a0, i0, dx * f16Scalar(b0));
-      a1 = fold(a1, i1, dx * f16Scalar(b1));
-      a2 = fold(a2, i2, dx * f16Scalar(b2));
-      a3 = fold(a3, i3, dx * f16Scalar(b3));
+      const ws = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(f16Scalar(b0)), 1, f16Scalar(b1)), 2, f16Scalar(b2)), 3, f16Scalar(b3));
+      acc = fma(acc, f32x4.convert_i32x4_s(reduce4(i0, i1, i2, i3)), f32x4.mul(f32x4.splat(load<f32>(sb)), ws));
     }
-    const ob = out + (<usize>o << 2);
-    store<f32>(ob, hsum(a0)); store<f32>(ob, hsum(a1), 4); store<f32>(ob, hsum(a2), 8); store<f32>(ob, hsum(a3), 12);
+    v128.store(out + (<usize>o << 2), acc);
   }
-  for (; o < o1; o++) store<f32>(out + (<usize>o << 2), dotQ8(q, s, w + <usize>o * wStride, numBlocks));
+  for (; o < o1; o++) {
+    let b0 = w + <usize>o * wStride;
+    let acc: f32 = 0;
+    let xb = q;
+    let sb = s;
+    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32, sb += sBlockStride) {
+      let i0 = i32x4.splat(0);
+      i0 = idot(i0, xb, b0 + 2); i0 = idot(i0, xb + 8, b0 + 10); i0 = idot(i0, xb + 16, b0 + 18); i0 = idot(i0, xb + 24, b0 + 26);
+      const isum = (i32x4.extract_lane(i0, 0) + i32x4.extract_lane(i0, 2)) + (i32x4.extract_lane(i0, 1) + i32x4.extract_lane(i0, 3));
+      acc += <f32>isum * (load<f32>(sb) * f16Scalar(b0));
+    }
+    store<f32>(out + (<usize>o << 2), acc);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
