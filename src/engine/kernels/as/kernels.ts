@@ -141,33 +141,30 @@ function dotF32(x: usize, w: usize, n: i32): f32 {
   return s;
 }
 
-/** One x row against W rows [oStart, oEnd): 4 W rows at a time (the B = 1 decode path). */
+/**
+ * One x row against W rows [oStart, oEnd), one W row at a time (the B = 1 decode path): the
+ * weights stream strictly sequentially, which the hardware prefetcher follows far better than 4
+ * interleaved row streams (measured on the 2-vCPU VM: 17 vs 6 GB/s on the 37 MB classifier).
+ */
 function rowF32(out: usize, x: usize, w: usize, inDim: i32, oStart: i32, oEnd: i32): void {
   const wStride = <usize>inDim << 2;
-  const in4 = inDim & ~3;
-  const end = <usize>in4 << 2;
-  let o = oStart;
-  for (; o + 4 <= oEnd; o += 4) {
-    const w0 = w + <usize>o * wStride, w1 = w0 + wStride, w2 = w1 + wStride, w3 = w2 + wStride;
+  const end16 = <usize>(inDim & ~15) << 2;
+  const end4 = <usize>(inDim & ~3) << 2;
+  for (let o = oStart; o < oEnd; o++) {
+    const w0 = w + <usize>o * wStride;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    for (let i: usize = 0; i < end; i += 16) {
-      const xv = v128.load(x + i);
-      a0 = fma(a0, xv, v128.load(w0 + i));
-      a1 = fma(a1, xv, v128.load(w1 + i));
-      a2 = fma(a2, xv, v128.load(w2 + i));
-      a3 = fma(a3, xv, v128.load(w3 + i));
+    let i: usize = 0;
+    for (; i < end16; i += 64) {
+      a0 = fma(a0, v128.load(x + i), v128.load(w0 + i));
+      a1 = fma(a1, v128.load(x + i, 16), v128.load(w0 + i, 16));
+      a2 = fma(a2, v128.load(x + i, 32), v128.load(w0 + i, 32));
+      a3 = fma(a3, v128.load(x + i, 48), v128.load(w0 + i, 48));
     }
-    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
-    for (let k = in4; k < inDim; k++) {
-      const kb = <usize>k << 2;
-      const y = load<f32>(x + kb);
-      s0 += y * load<f32>(w0 + kb); s1 += y * load<f32>(w1 + kb);
-      s2 += y * load<f32>(w2 + kb); s3 += y * load<f32>(w3 + kb);
-    }
-    const ob = out + (<usize>o << 2);
-    store<f32>(ob, s0); store<f32>(ob, s1, 4); store<f32>(ob, s2, 8); store<f32>(ob, s3, 12);
+    for (; i < end4; i += 16) a0 = fma(a0, v128.load(x + i), v128.load(w0 + i));
+    let sum = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+    for (; i < wStride; i += 4) sum += load<f32>(x + i) * load<f32>(w0 + i);
+    store<f32>(out + (<usize>o << 2), sum);
   }
-  for (; o < oEnd; o++) store<f32>(out + (<usize>o << 2), dotF32(x, w + <usize>o * wStride, inDim));
 }
 
 // ----- F16 (decoded on the fly, 4 halves per vector) -----
@@ -242,33 +239,27 @@ function dotF16(x: usize, w: usize, n: i32): f32 {
   return s;
 }
 
+/** One x row against W rows [oStart, oEnd), one (sequentially streamed) W row at a time. */
 function rowF16(out: usize, x: usize, w: usize, inDim: i32, oStart: i32, oEnd: i32): void {
   const wStride = <usize>inDim << 1;
-  const in4 = inDim & ~3;
-  const end = <usize>in4 << 2;
-  let o = oStart;
-  for (; o + 4 <= oEnd; o += 4) {
-    const w0 = w + <usize>o * wStride, w1 = w0 + wStride, w2 = w1 + wStride, w3 = w2 + wStride;
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let iw: usize = 0;
-    for (let i: usize = 0; i < end; i += 16, iw += 8) {
-      const xv = v128.load(x + i);
-      a0 = fma(a0, xv, f16x4(w0 + iw));
-      a1 = fma(a1, xv, f16x4(w1 + iw));
-      a2 = fma(a2, xv, f16x4(w2 + iw));
-      a3 = fma(a3, xv, f16x4(w3 + iw));
+  const n8 = inDim & ~7;
+  const n4 = inDim & ~3;
+  for (let o = oStart; o < oEnd; o++) {
+    const w0 = w + <usize>o * wStride;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+    let k = 0;
+    for (; k < n8; k += 8) {
+      const h = v128.load(w0 + (<usize>k << 1));
+      const lo = f32x4.mul(v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13), i32x4.splat(F16_MASK)), f32x4.splat(F16_MAGIC));
+      const hi = f32x4.mul(v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13), i32x4.splat(F16_MASK)), f32x4.splat(F16_MAGIC));
+      a0 = fma(a0, v128.load(x + (<usize>k << 2)), lo);
+      a1 = fma(a1, v128.load(x + (<usize>k << 2), 16), hi);
     }
-    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
-    for (let k = in4; k < inDim; k++) {
-      const y = load<f32>(x + (<usize>k << 2));
-      const kw = <usize>k << 1;
-      s0 += y * f16Scalar(w0 + kw); s1 += y * f16Scalar(w1 + kw);
-      s2 += y * f16Scalar(w2 + kw); s3 += y * f16Scalar(w3 + kw);
-    }
-    const ob = out + (<usize>o << 2);
-    store<f32>(ob, s0); store<f32>(ob, s1, 4); store<f32>(ob, s2, 8); store<f32>(ob, s3, 12);
+    for (; k < n4; k += 4) a0 = fma(a0, v128.load(x + (<usize>k << 2)), f16x4(w0 + (<usize>k << 1)));
+    let sum = hsum(f32x4.add(a0, a1));
+    for (; k < inDim; k++) sum += load<f32>(x + (<usize>k << 2)) * f16Scalar(w0 + (<usize>k << 1));
+    store<f32>(out + (<usize>o << 2), sum);
   }
-  for (; o < oEnd; o++) store<f32>(out + (<usize>o << 2), dotF16(x, w + <usize>o * wStride, inDim));
 }
 
 // ----- Q8_0 (34-byte blocks: f16 d, 32 × i8) -----
