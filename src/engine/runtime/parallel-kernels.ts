@@ -28,8 +28,14 @@ export interface ParallelKernelsOptions {
   readonly waitSpinUs?: number;
 }
 
-/** Measured on the 2-vCPU dev VM (bench/kernels.bench.ts): below ~150k MACs two threads lose. */
-export const DEFAULT_MIN_PARALLEL_MACS = 200_000;
+/**
+ * Measured on the 2-vCPU dev VM with the engine (stories15M shape, decode B = 1): at 200k the
+ * layer matmuls (221k MACs, ~16 µs) were split and decode got slower than 1 thread (the helper's
+ * wake-up costs as much as the half it saves); at 1M only the classifier and batched matmuls split
+ * and decode got 1.2-1.4x faster. A back-to-back loop (bench/kernels.bench.ts) breaks even
+ * lower, because there the helper is always spinning.
+ */
+export const DEFAULT_MIN_PARALLEL_MACS = 1_000_000;
 /** A job is cut into about this many chunks (both threads together); well below MAX_CHUNKS. */
 const CHUNKS_PER_JOB = 16;
 /** A helper that has not finished its chunk after this long is presumed dead. */
@@ -147,6 +153,9 @@ class ParallelMatmulKernels implements ParallelKernels {
     const worker = this.worker;
     if (worker === null) return;
     this.worker = null;
+    // Ref again while waiting: awaiting an unref'd worker's exit leaves the event loop empty, which
+    // fires 'beforeExit' (node-llama-cpp disposes its Llama there).
+    worker.ref();
     const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
     Atomics.store(this.ctl, Ctl.STOP, 1);
     Atomics.add(this.ctl, Ctl.JOB_SEQ, 1);
