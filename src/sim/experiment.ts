@@ -33,7 +33,12 @@ export interface PreparedWorkload {
   readonly dedicated: readonly (DedicatedLatency | null)[];
   readonly durationS: number;
   readonly deviceConfig: Partial<DeviceSchedulerConfig>;
+  /** Models whose dedicated run overloads a device: their SLO (scale × a queueing-dominated p99) means little. */
+  readonly warnings: readonly string[];
 }
+
+/** A dedicated device busier than this is overloaded: queues grow and the p99 measures the backlog. */
+export const DEDICATED_OVERLOAD_UTILIZATION = 0.85;
 
 export interface PrepareOptions {
   readonly name?: string;
@@ -52,14 +57,21 @@ export function prepareWorkload(trace: Trace, config: SimModelsConfig, opts: Pre
       throw new PrismError("PRISM_SIM_INVALID", `model '${s.id}': tensor parallelism (tp ${s.tp}) is not simulated in multi-model runs yet; use tp 1 or a smaller arch`, { modelId: s.id });
     }
   }
-  const costModel = new CostModel({ deviceType: config.deviceType });
+  const costModel = new CostModel({ deviceType: config.deviceType, efficiency: config.efficiency });
   const deviceConfig = opts.deviceConfig ?? {};
   const dedicated: (DedicatedLatency | null)[] = [];
   const costs = specs.map((s) => costModel.addModel({ id: s.id, arch: s.arch, tp: 1 }));
   specs.forEach((s, m) => {
     dedicated.push(s.slo !== null ? null : dedicatedLatency({ costModel, arch: s.arch, tp: 1, slice: modelSlice(trace, m), deviceConfig }));
   });
+  const warnings: string[] = [];
+  dedicated.forEach((d, m) => {
+    if (d !== null && d.utilization > DEDICATED_OVERLOAD_UTILIZATION) {
+      warnings.push(`model ${trace.modelNames[m]} (${specs[m]!.arch}) keeps a dedicated device ${(d.utilization * 100).toFixed(0)}% busy (p99 TTFT ${(d.ttftP99Ms / 1000).toFixed(1)} s): its SLO is set by its own backlog; lower the rate`);
+    }
+  });
   const p: Omit<PreparedWorkload, "models"> = {
+    warnings,
     name: opts.name ?? "workload",
     trace,
     config,
@@ -147,6 +159,13 @@ export interface SimSummary {
   readonly gpu_utilization: number;
   readonly steps: number;
   readonly sim_end_s: number;
+  /**
+   * Why TTFT was missed: requests that failed; completed but waited for their model's activation;
+   * were preempted; the rest (queueing behind other work).
+   */
+  readonly ttft_misses: { readonly failed: number; readonly activation: number; readonly preempted: number; readonly queueing: number };
+  /** The global scheduler's own counters (activations it ordered, on-demand ones, device-initiated evictions it saw, …). */
+  readonly control: Readonly<Record<string, number>>;
   readonly per_model: readonly ModelSummary[];
   readonly wall_s?: number;
 }
@@ -225,10 +244,31 @@ export function runPolicy(p: PreparedWorkload, o: RunOptions): RunOutput {
     gpu_utilization: r6(result.utilization),
     steps: result.steps,
     sim_end_s: r3(result.endMs / 1000),
+    ttft_misses: missBreakdown(result, p.models),
+    control: driver.counters(),
     per_model: perModel,
     ...(o.deterministic ? {} : { wall_s: r3((performance.now() - t0) / 1000) }),
   };
   return { summary, result, timeline: result.timeline === null ? null : toTimeline(o.policy, o.devices, result, trace.modelNames) };
+}
+
+function missBreakdown(r: SimRunResult, models: readonly SimModel[]): SimSummary["ttft_misses"] {
+  const o = r.outcomes;
+  let failed = 0;
+  let activation = 0;
+  let preempted = 0;
+  let queueing = 0;
+  for (let i = 0; i < o.count; i++) {
+    if (o.ok[i] !== 1) {
+      failed++;
+      continue;
+    }
+    if (o.ttftMs[i]! < models[o.modelIndex[i]!]!.ttftSloMs) continue;
+    if (r.activationWaitMs[i]! > 0) activation++;
+    else if (r.preemptionsOf[i]! > 0) preempted++;
+    else queueing++;
+  }
+  return { failed, activation, preempted, queueing };
 }
 
 /**

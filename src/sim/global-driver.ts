@@ -43,6 +43,22 @@ export class GlobalDriver implements ClusterDriver {
     return this.gs === null ? 0 : this.gs.counters.migrations;
   }
 
+  counters(): Record<string, number> {
+    const c = this.gs!.counters;
+    return {
+      rounds: c.rounds,
+      activations: c.activations,
+      on_demand_activations: c.onDemandActivations,
+      deactivations: c.deactivations,
+      migrations: c.migrations,
+      external_evictions: c.externalEvictions,
+      requeued: c.requeued,
+      pending_requests: c.pendingRequests,
+      rejected: c.rejected,
+      failed_actions: c.failedActions,
+    };
+  }
+
   init(ctx: ClusterContext): void {
     this.ctx = ctx;
     this.gs = new GlobalScheduler({

@@ -5,6 +5,7 @@
  *   device: h100            # a catalog device type (catalog.ts DEVICES)
  *   slo_scale: 5            # SLO = scale × the model's dedicated p99 (or {ttft: 5, tpot: 5})
  *   default_arch: llama-3.1-8b   # optional: trace models not listed below get this arch
+ *   cost: { step_overhead_ms: 5.9, activation_start_ms: 200 }   # optional cost-model overrides
  *   models:
  *     - id: chat-small
  *       arch: llama-3.2-1b
@@ -18,7 +19,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { PrismError } from "../core/errors.ts";
 import { modelId, type ModelId } from "../core/ids.ts";
-import { DEVICE_TYPES, MODEL_ARCH_IDS, type DeviceType, type ModelArchId } from "./catalog.ts";
+import { DEVICE_TYPES, MODEL_ARCH_IDS, type DeviceType, type Efficiency, type ModelArchId } from "./catalog.ts";
 
 const positive = z.number().positive();
 
@@ -34,12 +35,22 @@ const ModelEntrySchema = z.strictObject({
   slo: SloSchema.optional(),
 });
 
+/** Overrides of the cost model's efficiency constants (catalog.ts GPU_EFFICIENCY / CPU_EFFICIENCY). */
+const CostSchema = z.strictObject({
+  mfu: z.number().positive().max(1).optional(),
+  mbu: z.number().positive().max(1).optional(),
+  step_overhead_ms: z.number().min(0).optional(),
+  host_link_efficiency: z.number().positive().optional(),
+  activation_start_ms: z.number().min(0).optional(),
+});
+
 const ScaleSchema = z.union([positive, z.strictObject({ ttft: positive, tpot: positive })]);
 
 export const ModelsFileSchema = z.strictObject({
   device: z.enum(DEVICE_TYPES as [DeviceType, ...DeviceType[]]).default("h100"),
   slo_scale: ScaleSchema.default(5),
   default_arch: z.enum(MODEL_ARCH_IDS as [ModelArchId, ...ModelArchId[]]).optional(),
+  cost: CostSchema.optional(),
   models: z.array(ModelEntrySchema).default([]),
 });
 
@@ -55,6 +66,8 @@ export interface SimModelsConfig {
   readonly deviceType: DeviceType;
   readonly sloScale: { readonly ttft: number; readonly tpot: number };
   readonly defaultArch: ModelArchId | null;
+  /** Efficiency overrides for the cost model. */
+  readonly efficiency: Partial<Efficiency>;
   readonly models: readonly SimModelSpec[];
 }
 
@@ -83,10 +96,19 @@ export function parseModelsConfig(value: unknown, source = "models file"): SimMo
     seen.add(m.id);
   }
   const scale = typeof f.slo_scale === "number" ? { ttft: f.slo_scale, tpot: f.slo_scale } : f.slo_scale;
+  const c = f.cost ?? {};
+  const efficiency: Partial<Efficiency> = {
+    ...(c.mfu !== undefined ? { mfu: c.mfu } : {}),
+    ...(c.mbu !== undefined ? { mbu: c.mbu } : {}),
+    ...(c.step_overhead_ms !== undefined ? { stepOverheadMs: c.step_overhead_ms } : {}),
+    ...(c.host_link_efficiency !== undefined ? { hostLinkEfficiency: c.host_link_efficiency } : {}),
+    ...(c.activation_start_ms !== undefined ? { activationStartMs: c.activation_start_ms } : {}),
+  };
   return Object.freeze({
     deviceType: f.device,
     sloScale: Object.freeze(scale),
     defaultArch: f.default_arch ?? null,
+    efficiency: Object.freeze(efficiency),
     models: Object.freeze(
       f.models.map((m) =>
         Object.freeze({

@@ -74,6 +74,8 @@ export interface ClusterDriver {
   readonly migrations: number;
   /** Device-scheduler settings the driver's policy needs (e.g. local order); applied over the defaults. */
   readonly deviceConfig?: Partial<DeviceSchedulerConfig>;
+  /** Driver counters for the summary (e.g. the global scheduler's), flat numbers. */
+  counters?(): Record<string, number>;
 }
 
 export interface ClusterContext {
@@ -148,6 +150,10 @@ export interface SimRunResult {
   readonly failed: number;
   readonly timeline: SimTimeline | null;
   readonly events: number;
+  /** Per request: ms it waited queued while its model was not resident (its activation). */
+  readonly activationWaitMs: Float64Array;
+  /** Per request: times it was preempted. */
+  readonly preemptionsOf: Uint16Array;
 }
 
 /**
@@ -196,6 +202,8 @@ export class Simulator implements RequestSink {
   private readonly outcomes: RequestOutcomes;
   private readonly modelIndexOf = new Map<ModelId, number>();
   private readonly busyMs: Float64Array;
+  private readonly activationWaitMs: Float64Array;
+  private readonly preemptionsOf: Uint16Array;
   private readonly promptPool: Int32Array;
   private numDone = 0;
   private numFailed = 0;
@@ -223,6 +231,8 @@ export class Simulator implements RequestSink {
     const n = opts.trace.numRequests;
     this.outcomes = newRequestOutcomes(n, opts.trace.modelNames, opts.trace.modelIndex, opts.trace.arrivalS);
     this.busyMs = new Float64Array(opts.numDevices);
+    this.activationWaitMs = new Float64Array(n);
+    this.preemptionsOf = new Uint16Array(n);
     let maxPrompt = 1;
     for (let i = 0; i < n; i++) if (opts.trace.inputTokens[i]! > maxPrompt) maxPrompt = opts.trace.inputTokens[i]!;
     this.promptPool = new Int32Array(maxPrompt);
@@ -388,6 +398,8 @@ export class Simulator implements RequestSink {
       failed: this.numFailed + (n - this.numDone),
       timeline: this.timeline,
       events: this.numEvents,
+      activationWaitMs: this.activationWaitMs,
+      preemptionsOf: this.preemptionsOf,
     };
   }
 
@@ -399,6 +411,8 @@ export class Simulator implements RequestSink {
     const i = requestId as number;
     const o = this.outcomes;
     this.numDone++;
+    if (stats.activationWaitMs > 0) this.activationWaitMs[i] = stats.activationWaitMs;
+    this.preemptionsOf[i] = Math.min(65535, stats.numPreemptions);
     if (outcome.kind === "finished") {
       o.ok[i] = 1;
       o.ttftMs[i] = stats.firstTokenMs - stats.arrivalMs;

@@ -104,6 +104,8 @@ function summaryText(s: SimSummary, perModel: boolean): string {
   lines.push(`policy ${s.policy} on ${s.devices} × ${s.device_type}: ${s.requests} requests${s.rate_scale !== 1 ? ` (rate ×${s.rate_scale})` : ""}, ${s.failed} failed`);
   lines.push(`  SLO attainment  TTFT ${pct(s.slo_attainment.ttft)}  TPOT ${pct(s.slo_attainment.tpot)}  both ${pct(s.slo_attainment.both)}`);
   lines.push(`  TTFT ms p50 ${ms(s.ttft_ms.p50)} p99 ${ms(s.ttft_ms.p99)}   TPOT ms p50 ${ms(s.tpot_ms.p50)} p99 ${ms(s.tpot_ms.p99)}`);
+  lines.push(`  TTFT misses: ${s.ttft_misses.failed} failed, ${s.ttft_misses.activation} waited for an activation, ${s.ttft_misses.preempted} preempted, ${s.ttft_misses.queueing} queueing`);
+  lines.push(`  control: ${Object.entries(s.control).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   lines.push(`  activations ${s.activations}  evictions ${s.evictions} (keep-alive ${s.keep_alive_unloads})  migrations ${s.migrations}  preemptions ${s.preemptions}  GPU util ${pct(s.gpu_utilization)}${s.wall_s !== undefined ? `  (simulated ${s.sim_end_s.toFixed(0)} s in ${s.wall_s.toFixed(1)} s)` : ""}`);
   if (perModel) {
     lines.push("  model        arch            reqs   SLO ttft/tpot ms   att ttft   att tpot   att both   TTFT p50/p99      TPOT p50/p99");
@@ -153,6 +155,7 @@ export function register(program: Command): void {
         name: flags.trace,
         ...(flags.sloScale !== undefined ? { sloScale: positive("slo-scale", flags.sloScale) } : {}),
       });
+      for (const w of p.warnings) process.stderr.write(`prism sim: warning: ${w}\n`);
       const devices = flags.devices !== undefined ? positiveInt("devices", flags.devices) : null;
       const control = parseControl(flags.control);
       const json = flags.json === true;
