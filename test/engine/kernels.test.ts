@@ -188,6 +188,23 @@ test("rmsnorm, swiglu, add, addBias match the reference (including in-place alia
   }), { seed: 11, numRuns: 40 });
 });
 
+test("swiglu stays finite and exact-ish at extreme gate values (SIMD exp clamps its range)", () => {
+  const gates = [-1000, -100, -88, -20, -1e-3, 0, 1e-3, 20, 88, 100, 1000, 3.5];
+  for (const k of both()) {
+    rig.reset();
+    const n = gates.length;
+    const g = rig.alloc(n * 4), u = rig.alloc(n * 4), o = rig.alloc(n * 4);
+    rig.f32().set(gates, g >> 2);
+    rig.f32().fill(2, u >> 2, (u >> 2) + n);
+    k.swiglu(o, g, u, n);
+    gates.forEach((gv, i) => {
+      const ref = (2 * gv) / (1 + Math.exp(-gv));
+      const got = rig.f32()[(o >> 2) + i]!;
+      assert.ok(Number.isFinite(got) && close(got, ref, Math.abs(ref), 1e-5, 1e-30), `${k.name} swiglu(${gv}) = ${got}, want ${ref}`);
+    });
+  }
+});
+
 test("rope rotates interleaved pairs by pos·theta^(-2j/headDim) for every head", () => {
   fc.assert(fc.property(
     fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 12 }),
@@ -225,6 +242,8 @@ test("rope rotates interleaved pairs by pos·theta^(-2j/headDim) for every head"
 
 interface AttnCase {
   numKvHeads: number; group: number; headDim: number; blockTokens: number; numLayers: number; layer: number; pos: number; seed: number;
+  /** Multiplies q, spreading scores so most softmax weights underflow. */
+  qScale?: number;
 }
 
 function checkAttention(c: AttnCase): void {
@@ -238,7 +257,7 @@ function checkAttention(c: AttnCase): void {
   // K/V values per (layer, token), written through writeKv into scattered blocks.
   const K = randomFloats(rng, numLayers * numTokens * kvDim);
   const V = randomFloats(rng, numLayers * numTokens * kvDim);
-  const Q = randomFloats(rng, numHeads * headDim);
+  const Q = randomFloats(rng, numHeads * headDim, c.qScale ?? 1);
   const scale = 1 / Math.sqrt(headDim);
   const pools: Uint8Array[] = [];
   const outs: Float32Array[] = [];
@@ -317,6 +336,11 @@ test("paged attention with GQA across scattered blocks matches the reference", (
       pos: fc.integer({ min: 0, max: 30 }), seed: fc.integer({ min: 0, max: 1 << 30 }),
     }).map((c) => ({ ...c, layer: c.layer % c.numLayers })),
     (c) => checkAttention(c)), { seed: 17, numRuns: 60 });
+});
+
+test("paged attention with widely spread scores (softmax underflow) and head widths 64 and 36", () => {
+  checkAttention({ numKvHeads: 2, group: 2, headDim: 64, blockTokens: 7, numLayers: 1, layer: 0, pos: 50, seed: 8, qScale: 60 });
+  checkAttention({ numKvHeads: 1, group: 3, headDim: 36, blockTokens: 16, numLayers: 2, layer: 0, pos: 33, seed: 9 });
 });
 
 test("paged attention on the stories15M head shape (6 heads × 48) at position 70, 16 tokens per block", () => {

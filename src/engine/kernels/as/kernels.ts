@@ -628,8 +628,40 @@ export function rope(x: usize, numRows: i32, numHeads: i32, headDim: i32, positi
   }
 }
 
+// exp on f32x4 (Cephes expf): e^x = 2^n · e^r with n = round(x·log2 e), r = x − n·ln 2 (ln 2 split
+// in two for accuracy), e^r by a degree-6 polynomial; ≤ 2 ulp over the clamped range, which is
+// all the softmax (x ≤ 0) and SiLU need. The TS kernels use Math.exp (tests allow 1e-5 relative).
+// @ts-ignore: decorator
+@inline function exp4(x: v128): v128 {
+  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.33654)), f32x4.splat(88.72283));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  // 2^n: n ∈ [−126, 128]; build 2^(n/2) twice so n = 128 and n = −126 stay representable.
+  const ni = i32x4.trunc_sat_f32x4_s(n);
+  const h = i32x4.shr_s(ni, 1);
+  const e1 = i32x4.shl(i32x4.add(h, i32x4.splat(127)), 23);
+  const e2 = i32x4.shl(i32x4.add(i32x4.sub(ni, h), i32x4.splat(127)), 23);
+  return f32x4.mul(f32x4.mul(p, e1), e2);
+}
+
 export function swiglu(out: usize, gate: usize, up: usize, n: i32): void {
-  for (let k = 0; k < n; k++) {
+  const n4 = n & ~3;
+  const end = <usize>n4 << 2;
+  const one = f32x4.splat(1);
+  for (let i: usize = 0; i < end; i += 16) {
+    const g = v128.load(gate + i);
+    const e = exp4(f32x4.neg(g));
+    v128.store(out + i, f32x4.mul(f32x4.div(g, f32x4.add(one, e)), v128.load(up + i)));
+  }
+  for (let k = n4; k < n; k++) {
     const p = <usize>k << 2;
     const g = load<f32>(gate + p);
     store<f32>(out + p, (g / (<f32>1 + Mathf.exp(-g))) * load<f32>(up + p));
@@ -675,6 +707,7 @@ export function writeKv(k: usize, v: usize, blockOffsets: usize, blockTokens: i3
   memory.copy(vDst, v, rowBytes);
 }
 
+/** Σ a[i]·b[i] over n floats. */
 function dotN(a: usize, b: usize, n: i32): f32 {
   const n4 = n & ~3;
   const end = <usize>n4 << 2;
@@ -685,17 +718,124 @@ function dotN(a: usize, b: usize, n: i32): f32 {
   return s;
 }
 
-/** out[0..n) += p · v[0..n). */
-function axpy(out: usize, v: usize, p: f32, n: i32): void {
-  const n4 = n & ~3;
+/** [Σa, Σb, Σc, Σd] of four f32x4 vectors (4 × 4 transpose-add). */
+// @ts-ignore: decorator
+@inline function reduce4f(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+/**
+ * scores[t] = (q · K[t]) · scale for t in [0, numTokens) of one head (keys at headOff inside each
+ * row), 4 tokens at a time within a block; returns the max score.
+ */
+function attnScores(q: usize, blockOffsets: usize, blockTokens: i32, kOff: usize, headOff: usize, rowBytes: usize,
+  headDim: i32, numTokens: i32, scratch: usize, scale: f32): f32 {
+  const hd4 = <usize>(headDim & ~3) << 2;
+  const sv = f32x4.splat(scale);
+  let maxv = f32x4.splat(-Infinity);
+  let best: f32 = -Infinity;
+  let t = 0;
+  for (let b = 0; t < numTokens; b++) {
+    let kp = <usize>load<u32>(blockOffsets + (<usize>b << 2)) + kOff + headOff;
+    const end = min(numTokens, t + blockTokens);
+    for (; t + 4 <= end; t += 4, kp += 4 * rowBytes) {
+      const k1 = kp + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let i: usize = 0; i < hd4; i += 16) {
+        const qv = v128.load(q + i);
+        a0 = fma(a0, qv, v128.load(kp + i));
+        a1 = fma(a1, qv, v128.load(k1 + i));
+        a2 = fma(a2, qv, v128.load(k2 + i));
+        a3 = fma(a3, qv, v128.load(k3 + i));
+      }
+      let sc = reduce4f(a0, a1, a2, a3);
+      if (hd4 < (<usize>headDim << 2)) {
+        let r0: f32 = 0, r1: f32 = 0, r2: f32 = 0, r3: f32 = 0;
+        for (let i = hd4; i < (<usize>headDim << 2); i += 4) {
+          const qs = load<f32>(q + i);
+          r0 += qs * load<f32>(kp + i); r1 += qs * load<f32>(k1 + i); r2 += qs * load<f32>(k2 + i); r3 += qs * load<f32>(k3 + i);
+        }
+        sc = f32x4.add(sc, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(r0), 1, r1), 2, r2), 3, r3));
+      }
+      sc = f32x4.mul(sc, sv);
+      v128.store(scratch + (<usize>t << 2), sc);
+      maxv = f32x4.max(maxv, sc);
+    }
+    for (; t < end; t++, kp += rowBytes) {
+      const sc = dotN(q, kp, headDim) * scale;
+      store<f32>(scratch + (<usize>t << 2), sc);
+      best = max(best, sc);
+    }
+  }
+  return max(best, max(max(f32x4.extract_lane(maxv, 0), f32x4.extract_lane(maxv, 1)), max(f32x4.extract_lane(maxv, 2), f32x4.extract_lane(maxv, 3))));
+}
+
+/** scores[t] = exp(scores[t] − max) in place; returns Σ. */
+function attnSoftmaxNumerators(scratch: usize, numTokens: i32, max: f32): f32 {
+  const n4 = numTokens & ~3;
+  const mv = f32x4.splat(max);
+  let sv = f32x4.splat(0);
   const end = <usize>n4 << 2;
-  const pv = f32x4.splat(p);
-  for (let i: usize = 0; i < end; i += 16) v128.store(out + i, fma(v128.load(out + i), pv, v128.load(v + i)));
-  for (let k = n4; k < n; k++) {
-    const q = <usize>k << 2;
-    store<f32>(out + q, load<f32>(out + q) + p * load<f32>(v + q));
+  for (let i: usize = 0; i < end; i += 16) {
+    const e = exp4(f32x4.sub(v128.load(scratch + i), mv));
+    v128.store(scratch + i, e);
+    sv = f32x4.add(sv, e);
+  }
+  let sum = hsum(sv);
+  for (let u = n4; u < numTokens; u++) {
+    const p = scratch + (<usize>u << 2);
+    const e = Mathf.exp(load<f32>(p) - max);
+    store<f32>(p, e);
+    sum += e;
+  }
+  return sum;
+}
+
+/**
+ * out[d0 .. d0 + 4·NV) = inv · Σ_t p[t] · V[t][d0 ..] for NV = 8, 4, 2 or 1 vectors, the
+ * accumulators held in registers across all tokens (no load/store of out per token).
+ */
+// @ts-ignore: decorator
+@inline function attnValues(out: usize, blockOffsets: usize, blockTokens: i32, vOff: usize, rowBytes: usize, numTokens: i32, scratch: usize, inv: f32, nv: i32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+  let t = 0;
+  for (let b = 0; t < numTokens; b++) {
+    let vp = <usize>load<u32>(blockOffsets + (<usize>b << 2)) + vOff;
+    const end = min(numTokens, t + blockTokens);
+    for (; t < end; t++, vp += rowBytes) {
+      const p = f32x4.splat(load<f32>(scratch + (<usize>t << 2)));
+      a0 = fma(a0, p, v128.load(vp));
+      if (nv >= 2) a1 = fma(a1, p, v128.load(vp, 16));
+      if (nv >= 4) {
+        a2 = fma(a2, p, v128.load(vp, 32));
+        a3 = fma(a3, p, v128.load(vp, 48));
+      }
+      if (nv >= 8) {
+        a4 = fma(a4, p, v128.load(vp, 64)); a5 = fma(a5, p, v128.load(vp, 80));
+        a6 = fma(a6, p, v128.load(vp, 96)); a7 = fma(a7, p, v128.load(vp, 112));
+      }
+    }
+  }
+  const iv = f32x4.splat(inv);
+  v128.store(out, f32x4.mul(a0, iv));
+  if (nv >= 2) v128.store(out, f32x4.mul(a1, iv), 16);
+  if (nv >= 4) {
+    v128.store(out, f32x4.mul(a2, iv), 32);
+    v128.store(out, f32x4.mul(a3, iv), 48);
+  }
+  if (nv >= 8) {
+    v128.store(out, f32x4.mul(a4, iv), 64); v128.store(out, f32x4.mul(a5, iv), 80);
+    v128.store(out, f32x4.mul(a6, iv), 96); v128.store(out, f32x4.mul(a7, iv), 112);
   }
 }
+
+function attnValues8(out: usize, bo: usize, bt: i32, vOff: usize, rb: usize, n: i32, sc: usize, inv: f32): void { attnValues(out, bo, bt, vOff, rb, n, sc, inv, 8); }
+function attnValues4(out: usize, bo: usize, bt: i32, vOff: usize, rb: usize, n: i32, sc: usize, inv: f32): void { attnValues(out, bo, bt, vOff, rb, n, sc, inv, 4); }
+function attnValues2(out: usize, bo: usize, bt: i32, vOff: usize, rb: usize, n: i32, sc: usize, inv: f32): void { attnValues(out, bo, bt, vOff, rb, n, sc, inv, 2); }
+function attnValues1(out: usize, bo: usize, bt: i32, vOff: usize, rb: usize, n: i32, sc: usize, inv: f32): void { attnValues(out, bo, bt, vOff, rb, n, sc, inv, 1); }
 
 export function attention(out: usize, q: usize, blockOffsets: usize, blockTokens: i32, numLayers: i32, layer: i32,
   numHeads: i32, numKvHeads: i32, headDim: i32, pos: i32, scratch: usize, scale: f32): void {
@@ -705,36 +845,29 @@ export function attention(out: usize, q: usize, blockOffsets: usize, blockTokens
   const kOff = <usize>(layer * 2 * blockTokens) * rowBytes;
   const vOff = kOff + <usize>blockTokens * rowBytes;
   const headBytes = <usize>headDim << 2;
+  const hd4 = headDim & ~3;
   const numTokens = pos + 1;
   for (let h = 0; h < numHeads; h++) {
     const qh = q + <usize>h * headBytes;
     const headOff = <usize>(h / group) * headBytes;
-    let max: f32 = -Infinity;
-    let t = 0;
-    for (let b = 0; t < numTokens; b++) {
-      let kp = <usize>load<u32>(blockOffsets + (<usize>b << 2)) + kOff + headOff;
-      const end = min(numTokens, t + blockTokens);
-      for (; t < end; t++, kp += rowBytes) {
-        const s = dotN(qh, kp, headDim) * scale;
-        store<f32>(scratch + (<usize>t << 2), s);
-        if (s > max) max = s;
-      }
-    }
-    let sum: f32 = 0;
-    for (let u = 0; u < numTokens; u++) {
-      const p = scratch + (<usize>u << 2);
-      const e = Mathf.exp(load<f32>(p) - max);
-      store<f32>(p, e);
-      sum += e;
-    }
-    const inv = <f32>1 / sum;
+    const max = attnScores(qh, blockOffsets, blockTokens, kOff, headOff, rowBytes, headDim, numTokens, scratch, scale);
+    const inv = <f32>1 / attnSoftmaxNumerators(scratch, numTokens, max);
     const oh = out + <usize>h * headBytes;
-    memory.fill(oh, 0, headBytes);
-    t = 0;
-    for (let b = 0; t < numTokens; b++) {
-      let vp = <usize>load<u32>(blockOffsets + (<usize>b << 2)) + vOff + headOff;
-      const end = min(numTokens, t + blockTokens);
-      for (; t < end; t++, vp += rowBytes) axpy(oh, vp, load<f32>(scratch + (<usize>t << 2)) * inv, headDim);
+    let d = 0;
+    for (; d + 32 <= hd4; d += 32) attnValues8(oh + (<usize>d << 2), blockOffsets, blockTokens, vOff + headOff + (<usize>d << 2), rowBytes, numTokens, scratch, inv);
+    if (d + 16 <= hd4) { attnValues4(oh + (<usize>d << 2), blockOffsets, blockTokens, vOff + headOff + (<usize>d << 2), rowBytes, numTokens, scratch, inv); d += 16; }
+    if (d + 8 <= hd4) { attnValues2(oh + (<usize>d << 2), blockOffsets, blockTokens, vOff + headOff + (<usize>d << 2), rowBytes, numTokens, scratch, inv); d += 8; }
+    if (d + 4 <= hd4) { attnValues1(oh + (<usize>d << 2), blockOffsets, blockTokens, vOff + headOff + (<usize>d << 2), rowBytes, numTokens, scratch, inv); d += 4; }
+    for (; d < headDim; d++) {
+      // Scalar tail for head widths that are not a multiple of 4.
+      let acc: f32 = 0;
+      let t = 0;
+      for (let b = 0; t < numTokens; b++) {
+        let vp = <usize>load<u32>(blockOffsets + (<usize>b << 2)) + vOff + headOff + (<usize>d << 2);
+        const end = min(numTokens, t + blockTokens);
+        for (; t < end; t++, vp += rowBytes) acc += load<f32>(scratch + (<usize>t << 2)) * load<f32>(vp);
+      }
+      store<f32>(oh + (<usize>d << 2), acc * inv);
     }
   }
 }
