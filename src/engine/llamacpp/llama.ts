@@ -7,11 +7,21 @@
 import type { Llama } from "node-llama-cpp";
 
 let llamaPromise: Promise<Llama> | null = null;
+let llamaInstance: Llama | null = null;
 
+/**
+ * node-llama-cpp disposes its Llama on process 'beforeExit' (an event loop that ran empty while
+ * awaiting), so a disposed instance is replaced rather than reused.
+ */
 export function getCpuLlama(): Promise<Llama> {
+  if (llamaInstance?.disposed === true) {
+    llamaInstance = null;
+    llamaPromise = null;
+  }
   llamaPromise ??= (async () => {
     const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-    return getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: 1 });
+    llamaInstance = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: 1 });
+    return llamaInstance;
   })();
   return llamaPromise;
 }
