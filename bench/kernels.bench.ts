@@ -1,7 +1,8 @@
 // `npm run bench:kernels` (tsx bench/kernels.bench.ts [--quick]): matmul GFLOP/s (2 FLOPs per
 // multiply-add) on the stories15M shapes — W[768][288] (ffn up/gate), W[288][768] (ffn down),
 // W[32000][288] (classifier) — for F32/F16/Q8_0 weights at B = 1, 8, 32 rows, WASM vs TS, 1 vs 2
-// threads (calling thread + 1 helper); then the 1T/2T break-even that sets DEFAULT_MIN_PARALLEL_MACS.
+// threads (calling thread + 1 helper); then the 1T/2T break-even of back-to-back matmuls (the helper
+// always spinning; in the engine the break-even is higher, see DEFAULT_MIN_PARALLEL_MACS).
 // Each cell is the median of RUNS timed runs of ≥ 150 ms. The machine is shared and noisy (±30%):
 // compare numbers within one table only.
 import { SeededRng } from "../src/core/rng.ts";

@@ -347,3 +347,16 @@ test("paged attention on the stories15M head shape (6 heads × 48) at position 7
   checkAttention({ numKvHeads: 6, group: 1, headDim: 48, blockTokens: 16, numLayers: 2, layer: 1, pos: 70, seed: 5 });
   checkAttention({ numKvHeads: 4, group: 2, headDim: 8, blockTokens: 16, numLayers: 5, layer: 4, pos: 40, seed: 6 });
 });
+
+test("a fresh clone without build/ compiles the kernels in-process (assemblyscript API)", async () => {
+  const { compileKernels } = await import("../../src/engine/kernels/wasm-kernels.ts");
+  // The shared build only (the unshared one differs by flags; each compile takes seconds).
+  for (const shared of [true]) {
+    const binary = await compileKernels(shared);
+    const module = await WebAssembly.compile(binary as Uint8Array<ArrayBuffer>);
+    const names = WebAssembly.Module.exports(module).map((e) => e.name);
+    for (const n of ["matmul", "attention", "writeKv", "rope", "setScratch", "heapBase"]) assert.ok(names.includes(n), n);
+    const mem = WebAssembly.Module.imports(module).find((i) => i.kind === "memory");
+    assert.deepEqual(mem && [mem.module, mem.name], ["env", "memory"]);
+  }
+});

@@ -68,10 +68,22 @@ export function loadKernelModule(shared: boolean): Promise<WebAssembly.Module> {
 async function readOrBuild(shared: boolean): Promise<Uint8Array> {
   const path = kernelWasmPath(shared);
   if (existsSync(path)) return readFileSync(path);
+  const binary = await compileKernels(shared);
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, binary);
+  } catch {
+    // A read-only checkout still works; it just compiles again next time.
+  }
+  return binary;
+}
+
+/** Compiles src/engine/kernels/as/kernels.ts in-process with assemblyscript's API (a few seconds). */
+export async function compileKernels(shared: boolean): Promise<Uint8Array> {
   const asc = await import("assemblyscript/asc");
   let binary: Uint8Array | null = null;
   let stderrText = "";
-  const { error } = await asc.main(ascArgs(shared, path), {
+  const { error } = await asc.main(ascArgs(shared, "kernels.wasm"), {
     writeFile: (name: string, contents: Uint8Array | string) => {
       if (name.endsWith(".wasm") && typeof contents !== "string") binary = contents;
     },
@@ -79,12 +91,6 @@ async function readOrBuild(shared: boolean): Promise<Uint8Array> {
   });
   if (error !== null || binary === null) {
     throw new Error(`compiling ${KERNEL_SOURCE_PATH} failed: ${error?.message ?? "no output"}\n${stderrText}`);
-  }
-  try {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, binary);
-  } catch {
-    // A read-only checkout still works; it just compiles again next time.
   }
   return binary;
 }
