@@ -154,6 +154,9 @@ export interface SimRunResult {
   readonly activationWaitMs: Float64Array;
   /** Per request: times it was preempted. */
   readonly preemptionsOf: Uint16Array;
+  /** Per request: clock times (ms) of the first token and of the finish, as the device reported them (NaN = never). */
+  readonly firstTokenMs: Float64Array;
+  readonly finishedMs: Float64Array;
 }
 
 /**
@@ -204,6 +207,8 @@ export class Simulator implements RequestSink {
   private readonly busyMs: Float64Array;
   private readonly activationWaitMs: Float64Array;
   private readonly preemptionsOf: Uint16Array;
+  private readonly firstTokenMs: Float64Array;
+  private readonly finishedMs: Float64Array;
   private readonly promptPool: Int32Array;
   private numDone = 0;
   private numFailed = 0;
@@ -233,6 +238,8 @@ export class Simulator implements RequestSink {
     this.busyMs = new Float64Array(opts.numDevices);
     this.activationWaitMs = new Float64Array(n);
     this.preemptionsOf = new Uint16Array(n);
+    this.firstTokenMs = new Float64Array(n).fill(Number.NaN);
+    this.finishedMs = new Float64Array(n).fill(Number.NaN);
     let maxPrompt = 1;
     for (let i = 0; i < n; i++) if (opts.trace.inputTokens[i]! > maxPrompt) maxPrompt = opts.trace.inputTokens[i]!;
     this.promptPool = new Int32Array(maxPrompt);
@@ -303,7 +310,7 @@ export class Simulator implements RequestSink {
           s.busy = false;
           this.lastProgressMs = tUs / 1000;
           this.devices[a]!.scheduler.completeStep(r, tUs / 1000);
-          this.drive(a);
+          this.afterCompletion(a);
           break;
         }
         case EV_LOAD_DONE: {
@@ -315,7 +322,7 @@ export class Simulator implements RequestSink {
           this.lastProgressMs = nowMs;
           this.devices[a]!.scheduler.completeLoad(m, s.loadMs, nowMs);
           driver.onLoaded?.(a, m, nowMs);
-          this.drive(a);
+          this.afterCompletion(a);
           break;
         }
         case EV_ARRIVAL: {
@@ -400,6 +407,8 @@ export class Simulator implements RequestSink {
       events: this.numEvents,
       activationWaitMs: this.activationWaitMs,
       preemptionsOf: this.preemptionsOf,
+      firstTokenMs: this.firstTokenMs,
+      finishedMs: this.finishedMs,
     };
   }
 
@@ -413,6 +422,8 @@ export class Simulator implements RequestSink {
     this.numDone++;
     if (stats.activationWaitMs > 0) this.activationWaitMs[i] = stats.activationWaitMs;
     this.preemptionsOf[i] = Math.min(65535, stats.numPreemptions);
+    this.firstTokenMs[i] = stats.firstTokenMs;
+    this.finishedMs[i] = stats.finishedMs;
     if (outcome.kind === "finished") {
       o.ok[i] = 1;
       o.ttftMs[i] = stats.firstTokenMs - stats.arrivalMs;
@@ -447,6 +458,16 @@ export class Simulator implements RequestSink {
       sink: this,
     };
     this.opts.driver.submit(spec, m, nowMs);
+  }
+
+  /**
+   * After a completion the device plans again, but only after same-time deferred work (the global
+   * scheduler's maintenance, triggered by the finishes just applied) — as the server's DeviceLoop,
+   * which yields a macrotask between actions. With nothing deferred, plan at once (no event).
+   */
+  private afterCompletion(d: number): void {
+    if (this.deferredHead < this.deferred.length) this.kick(d);
+    else this.drive(d);
   }
 
   private allIdle(): boolean {
@@ -499,6 +520,10 @@ export class Simulator implements RequestSink {
           dev.executor.unloadWeights(action.modelId);
           this.closeResidency(d, this.modelIndexOf.get(action.modelId)!, nowMs);
           this.opts.driver.onUnloaded?.(d, action.modelId, nowMs);
+          if (this.deferredHead < this.deferred.length) {
+            this.kick(d);
+            return;
+          }
           continue;
         }
         case "idle": {
