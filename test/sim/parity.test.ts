@@ -247,12 +247,12 @@ test("parity, one device, three models, DeviceScheduler alone: sim == async Devi
 });
 
 for (const policy of ["prism", "swap", "static"]) {
-  test(`parity, GlobalScheduler '${policy}' over 3 devices, 6 models with swapping: sim == async DeviceLoops`, async () => {
+  test(`parity, GlobalScheduler '${policy}' over 2 devices, 6 models with swapping: sim == async DeviceLoops`, async () => {
     // 40 GiB devices: two 8B-class models do not fit together, so activations, evictions and
     // (for prism) migrations happen.
     const cm = new CostModel({ deviceType: "h100", device: { memBytes: 40 * 2 ** 30 } });
     const ms = models(cm, ["llama-3.1-8b", "qwen2.5-7b", "llama-3.2-3b", "llama-3.1-8b", "llama-3.2-1b", "qwen2.5-7b"], 800);
-    const setup: Setup = { cm, models: ms, trace: burstyTrace(6, 200, 11, 40), numDevices: 3, policy };
+    const setup: Setup = { cm, models: ms, trace: burstyTrace(6, 200, 11, 120), numDevices: 2, policy };
     const a = simWorld(setup);
     const b = await loopWorld(setup);
     assert.ok(a.steps.length > 50);
