@@ -24,7 +24,7 @@ import type { LlamaContext, LlamaContextSequence, LlamaModel, Token, ControlledE
 import { PrismError } from "../../core/errors.ts";
 import type { ModelId, RequestId } from "../../core/ids.ts";
 import type { Executor, ModelProfile, SampledToken, SamplingParams, SeqStep, StepPlan, StepResult } from "../../core/records.ts";
-import { getCpuLlama } from "./llama.ts";
+import { disposeCpuLlama, getCpuLlama } from "./llama.ts";
 
 export interface LlamaCppModelSpec {
   readonly id: string;
@@ -286,3 +286,9 @@ function toSampled(s: SeqStep, token: Token, probabilities: Map<Token, number> |
 export function createLlamaCppExecutor(opts: LlamaCppExecutorOptions = {}): LlamaCppExecutor {
   return new LlamaCppExecutor(opts);
 }
+
+/**
+ * Called by the worker runtime (executor-host.ts) when a worker hosting this executor shuts down:
+ * releases the thread's native llama.cpp backend so the worker can end without aborting the process.
+ */
+export const releaseThreadResources = disposeCpuLlama;

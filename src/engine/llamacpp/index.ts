@@ -5,4 +5,4 @@ export { llamaCppFootprint, llamaCppReservedBytes } from "./footprint.ts";
 export type { LlamaCppFootprint } from "./footprint.ts";
 export { llamaCppGreedy } from "./greedy.ts";
 export type { LlamaCppGreedyResult } from "./greedy.ts";
-export { getCpuLlama } from "./llama.ts";
+export { disposeCpuLlama, getCpuLlama } from "./llama.ts";

@@ -25,3 +25,17 @@ export function getCpuLlama(): Promise<Llama> {
   })();
   return llamaPromise;
 }
+
+/**
+ * Disposes the thread's Llama (native backend) if one was created. A worker thread hosting the
+ * llama.cpp executor must call this before it ends: terminating a worker with a live Llama
+ * aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'").
+ */
+export async function disposeCpuLlama(): Promise<void> {
+  const pending = llamaPromise;
+  llamaPromise = null;
+  llamaInstance = null;
+  if (pending === null) return;
+  const llama = await pending.catch(() => null);
+  if (llama !== null && !llama.disposed) await llama.dispose();
+}

@@ -38,6 +38,9 @@ interface Pending {
   readonly reject: (e: unknown) => void;
 }
 
+/** How long close() waits for the worker to end by itself before terminating it. */
+const WORKER_EXIT_GRACE_MS = 5000;
+
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 export class WorkerExecutor implements Executor {
@@ -113,12 +116,17 @@ export class WorkerExecutor implements Executor {
       this.closing = true;
       return;
     }
+    const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
     try {
       await this.request({ kind: "close" });
     } finally {
       this.closing = true;
-      await this.worker.terminate();
     }
+    // Let the thread end by itself (native addons clean up on a normal exit; terminate() with a
+    // live node-llama-cpp backend aborts the process); terminate only a thread that hangs.
+    const timer = setTimeout(() => void this.worker.terminate(), WORKER_EXIT_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
   }
 
   private post(req: DistributiveOmit<HostRequest, "id">): number {
