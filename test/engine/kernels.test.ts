@@ -125,6 +125,25 @@ for (const wType of TYPES) {
   }
 }
 
+test("matmul is batch-invariant: each row of a batched matmul equals that row computed alone, bit for bit", () => {
+  fc.assert(fc.property(fc.constantFrom(...TYPES), fc.integer({ min: 2, max: 13 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 40 }),
+    fc.integer({ min: 0, max: 1 << 30 }), (wType, numRows, k, outDim, seed) => {
+      rig.reset();
+      const rng = new SeededRng(seed);
+      // Long rows too (≥ 512 bytes per W row switches the Q8_0 row path).
+      const inDim = wType === WType.Q8_0 ? 32 * k * (seed % 2 === 0 ? 1 : 6) : 29 * k + (seed % 7);
+      const x = rig.alloc(numRows * inDim * 4), w = rig.alloc(matrixBytes(wType, outDim, inDim));
+      const batched = rig.alloc(numRows * outDim * 4), alone = rig.alloc(outDim * 4);
+      rig.f32().set(randomFloats(rng, numRows * inDim), x >> 2);
+      writeMatrix(rig, w, wType, randomFloats(rng, outDim * inDim), outDim, inDim);
+      rig.wasm.matmul(batched, x, w, wType, numRows, inDim, outDim, 0, outDim);
+      for (let r = 0; r < numRows; r++) {
+        rig.wasm.matmul(alone, x + r * inDim * 4, w, wType, 1, inDim, outDim, 0, outDim);
+        assert.deepEqual(rig.f32().slice(alone >> 2, (alone >> 2) + outDim), rig.f32().slice((batched >> 2) + r * outDim, (batched >> 2) + (r + 1) * outDim), `type ${wType} row ${r}`);
+      }
+    }), { seed: 31, numRuns: 60 });
+});
+
 test("getRow dequantises exactly, identically in WASM and TS", () => {
   fc.assert(fc.property(fc.constantFrom(...TYPES), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 1 << 30 }),
     (wType, rows, k, seed) => {
