@@ -115,6 +115,12 @@ export interface RunOptions {
   readonly timelineSampleMs?: number;
   /** Leave wall_s out of the summary (byte-identical JSON across runs). */
   readonly deterministic?: boolean;
+  /**
+   * Seconds of quiet before the first arrival, so placements made at start (static, muxserve,
+   * elastic load every placed model in the first round) are warm, as in a running service; the same
+   * for every policy. Default: Σ of all models' load times (every model loaded one after another).
+   */
+  readonly warmupS?: number;
 }
 
 export interface Attainment {
@@ -146,6 +152,8 @@ export interface SimSummary {
   readonly device_type: string;
   readonly requests: number;
   readonly rate_scale: number;
+  /** Quiet seconds before the first arrival (start-up placements load then). */
+  readonly warmup_s: number;
   readonly slo_attainment: Attainment;
   readonly ttft_ms: Percentiles;
   readonly tpot_ms: Percentiles;
@@ -189,11 +197,13 @@ function attainment(g: GroupReport): Attainment {
 export function runPolicy(p: PreparedWorkload, o: RunOptions): RunOutput {
   const t0 = performance.now();
   const rateScale = o.rateScale ?? 1;
-  const trace = scaleRate(p.trace, rateScale);
+  const scaled = scaleRate(p.trace, rateScale);
+  const warmupS = o.warmupS ?? defaultWarmupS(p);
+  const trace = warmupS > 0 ? { ...scaled, arrivalS: Float64Array.from(scaled.arrivalS, (t) => t + warmupS) } : scaled;
   const expected = new Map<string, number>();
   const counts = new Float64Array(trace.modelNames.length);
   for (let i = 0; i < trace.numRequests; i++) counts[trace.modelIndex[i]!]!++;
-  const span = Math.max(1e-9, trace.numRequests > 0 ? trace.arrivalS[trace.numRequests - 1]! : 1);
+  const span = Math.max(1e-9, scaled.numRequests > 0 ? scaled.arrivalS[scaled.numRequests - 1]! : 1);
   trace.modelNames.forEach((n, m) => expected.set(n, counts[m]! / span));
   const cm = p.costModel;
   const loadBytesPerMs = effectiveLoadBytesPerMs(p);
@@ -232,6 +242,7 @@ export function runPolicy(p: PreparedWorkload, o: RunOptions): RunOutput {
     device_type: p.config.deviceType,
     requests: g.count,
     rate_scale: rateScale,
+    warmup_s: warmupS,
     slo_attainment: attainment(g),
     ttft_ms: { p50: num(r3(g.ttftMs.p50)), p99: num(r3(g.ttftMs.p99)) },
     tpot_ms: { p50: num(r3(g.tpotMs.p50)), p99: num(r3(g.tpotMs.p99)) },
@@ -269,6 +280,13 @@ function missBreakdown(r: SimRunResult, models: readonly SimModel[]): SimSummary
     else queueing++;
   }
   return { failed, activation, preempted, queueing };
+}
+
+/** Σ of every model's load time (s): enough for any start-up placement to finish loading. */
+export function defaultWarmupS(p: Pick<PreparedWorkload, "models">): number {
+  let ms = 0;
+  for (const m of p.models) ms += m.cost.loadMs;
+  return Math.ceil(ms / 1000);
 }
 
 /**

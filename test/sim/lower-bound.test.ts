@@ -1,0 +1,68 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { fluidLowerBound, requestDeviceMs } from "../../src/sim/lower-bound.ts";
+import { parseRange, findMinDevices, prepareWorkload } from "../../src/sim/experiment.ts";
+import { parseModelsConfig } from "../../src/sim/models-file.ts";
+import { renderSimReport } from "../../src/sim/report.ts";
+import { costModel, makeModels, makeTrace } from "./helpers.ts";
+import { modelId } from "../../src/core/ids.ts";
+
+test("fluid lower bound: one window, hand-computed compute and memory terms", () => {
+  const cm = costModel();
+  const ms = makeModels(cm, ["llama-3.1-8b", "llama-3.2-1b"]);
+  const trace = makeTrace([{ t: 1, m: 0, in: 1000, out: 100 }, { t: 2, m: 1, in: 10, out: 10 }, { t: 15, m: 0, in: 10, out: 2 }], 2);
+  const lb = fluidLowerBound(trace, ms.map((m) => m.cost), cm, { windowS: 10 });
+  const c0 = ms[0]!.cost;
+  const c1 = ms[1]!.cost;
+  const compute0 = (requestDeviceMs(c0, 1000, 100) + requestDeviceMs(c1, 10, 10)) / 10_000;
+  assert.ok(Math.abs(lb.computeDevices - compute0) < 1e-12);
+  const usable = cm.device.memBytes * 0.95;
+  const life = (id: string, i: number, o: number): number => cm.prefillMs(modelId(id), i) + (o - 1) * cm.decodeMs(modelId(id), 1, i + o / 2);
+  const kv0 = (1000 + 50) * 131072 * life("m0", 1000, 100) + (10 + 5) * 32768 * life("m1", 10, 10);
+  const mem0 = (8.03e9 * 2 + 1.24e9 * 2 + kv0 / 10_000) / usable;
+  assert.ok(Math.abs(lb.memoryDevices - mem0) < 1e-9, `${lb.memoryDevices} vs ${mem0}`);
+  assert.equal(lb.devices, 1);
+  assert.equal(lb.peakWindowStartS, 0);
+  // decode device time: Σ over steps of max(FLOPs, KV read), in closed form
+  let ms2 = Math.max(1000 * c0.msPerTokenFlops + 500500 * c0.msPerAttnPair, 1000 * c0.msPerKvToken);
+  let fl = 0;
+  let kv = 0;
+  for (let k = 1; k <= 99; k++) {
+    fl += c0.msPerTokenFlops + (1000 + k) * c0.msPerAttnPair;
+    kv += (1000 + k) * c0.msPerKvToken;
+  }
+  ms2 += Math.max(fl, kv);
+  assert.ok(Math.abs(requestDeviceMs(c0, 1000, 100) - ms2) < 1e-9);
+});
+
+test("parseRange", () => {
+  assert.deepEqual(parseRange("0.5:2:0.5"), [0.5, 1, 1.5, 2]);
+  assert.deepEqual(parseRange("1:4"), [1, 2, 3, 4]);
+  assert.deepEqual(parseRange("1,3,9"), [1, 3, 9]);
+  assert.throws(() => parseRange("3:1"), /bad range/);
+});
+
+test("findMinDevices: doubling then bisection finds the smallest passing count", () => {
+  // six 8B models (96 GB of weights): static needs at least two devices to place them all
+  const trace = makeTrace(Array.from({ length: 90 }, (_, i) => ({ t: i * 0.37, m: i % 6, in: 100, out: 20 })), 6);
+  const p = prepareWorkload(trace, parseModelsConfig({ models: [0, 1, 2, 3, 4, 5].map((i) => ({ id: `m${i}`, arch: "llama-3.1-8b" })) }));
+  const r = findMinDevices(p, { policy: "static", target: 0.99, deterministic: true, maxDevices: 8 });
+  assert.ok(r.devices !== null && r.devices >= 2, String(r.devices));
+  const tried = new Map(r.tried.map((t) => [t.devices, t.attainment]));
+  assert.ok(tried.get(r.devices!)! >= 0.99);
+  if (r.devices! > 1) assert.ok(tried.get(r.devices! - 1)! < 0.99, "one fewer device must have been tried and failed");
+});
+
+test("report: one HTML file with echarts inlined and one chart per section", () => {
+  const html = renderSimReport({
+    title: "t",
+    rateSweep: [{ policy: "prism", points: [{ x: 1, ttft: 0.9, tpot: 1, both: 0.9 }] }],
+    devicesNeeded: [{ policy: "prism", devices: 3 }, { policy: "static", devices: null }],
+    lowerBound: 2,
+    timelines: [{ policy: "prism", devices: 1, tS: [0, 1], kvBytes: [[0, 5]], weightBytes: [[1, 1]], residency: [{ device: 0, model: "m0", fromS: 0, toS: 1 }] }],
+  });
+  assert.ok(html.startsWith("<!doctype html>"));
+  assert.ok(html.length > 500_000, "echarts is inlined");
+  for (const id of ['id="rate"', 'id="devices"', 'id="res0"', 'id="kv0"']) assert.ok(html.includes(id), id);
+  assert.ok(!html.includes("<script src"));
+});
