@@ -6,7 +6,7 @@
 // 1 helper thread (2T); llama.cpp with threads: 1 (its best on 2 vCPUs, reference/engine.md §1).
 // Each cell is the median of RUNS runs, engines interleaved run by run. The machine is shared and
 // noisy (±30%): read the ratios, compare within one table only.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -140,7 +140,9 @@ if (PROBE !== undefined) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(JSON.stringify({ maxRssMiB: process.resourceUsage().maxRSS / 1024 }));
+  // VmHWM (Linux) is this process's own peak; ru_maxrss would include the parent's pages at fork.
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
+  console.log(JSON.stringify({ maxRssMiB: (hwm !== undefined ? Number(hwm) : process.resourceUsage().maxRSS) / 1024 }));
   process.exit(0);
 }
 
