@@ -35,7 +35,9 @@ export interface Kernels {
   /**
    * out[r][o] = Σ_i x[r][i] · W[o][i] for rows r < numRows and output columns o in [oStart, oEnd)
    * (so threads can split columns). Rows of x/out are contiguous with strides inDim/outDim floats.
-   * Columns outside [oStart, oEnd) are not written.
+   * Columns outside [oStart, oEnd) are not written. Batch-invariant and split-invariant: each
+   * out[r][o] is bit-identical whatever numRows, the other rows, or the [oStart, oEnd) split are
+   * (so a sequence decodes the same alone or batched, and with 1 or 2 threads).
    */
   matmul(outPtr: number, xPtr: number, wPtr: number, wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void;
   /** Adds a bias vector (qwen2): out[r][o] += b[o]. */
