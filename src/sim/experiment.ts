@@ -372,9 +372,9 @@ export function findMinDevices(p: PreparedWorkload, o: Omit<RunOptions, "devices
 }
 
 /** The fluid lower bound on devices for a prepared workload (see lower-bound.ts). */
-export function lowerBoundFor(p: PreparedWorkload, rateScale = 1, windowS?: number): LowerBoundResult {
+export function lowerBoundFor(p: PreparedWorkload, rateScale = 1, memoryWindowS?: number): LowerBoundResult {
   const costs = p.models.map((m) => m.cost);
-  return fluidLowerBound(scaleRate(p.trace, rateScale), costs, p.costModel, windowS !== undefined ? { windowS } : {});
+  return fluidLowerBound(scaleRate(p.trace, rateScale), costs, p.costModel, memoryWindowS !== undefined ? { memoryWindowS } : {});
 }
 
 /** "a:b:step" → [a, a+step, …, ≤ b]; "a:b" → integers a..b; "x,y,z" → the list. */

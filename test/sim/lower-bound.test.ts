@@ -7,32 +7,38 @@ import { renderSimReport } from "../../src/sim/report.ts";
 import { costModel, makeModels, makeTrace } from "./helpers.ts";
 import { modelId } from "../../src/core/ids.ts";
 
-test("fluid lower bound: one window, hand-computed compute and memory terms", () => {
+test("fluid lower bound: hand-computed memory (holding interval + KV) and compute terms", () => {
   const cm = costModel();
   const ms = makeModels(cm, ["llama-3.1-8b", "llama-3.2-1b"]);
-  const trace = makeTrace([{ t: 1, m: 0, in: 1000, out: 100 }, { t: 2, m: 1, in: 10, out: 10 }, { t: 15, m: 0, in: 10, out: 2 }], 2);
-  const lb = fluidLowerBound(trace, ms.map((m) => m.cost), cm, { windowS: 10 });
+  // m0: one long request at t = 1 s (holds weights over [1, 1 + load + life], life ≈ 2.7 s);
+  // m1: one short request at t = 20 s.
+  const trace = makeTrace([{ t: 1, m: 0, in: 1000, out: 200 }, { t: 20, m: 1, in: 10, out: 2 }], 2);
+  const lb = fluidLowerBound(trace, ms.map((m) => m.cost), cm);
   const c0 = ms[0]!.cost;
-  const c1 = ms[1]!.cost;
-  const compute0 = (requestDeviceMs(c0, 1000, 100) + requestDeviceMs(c1, 10, 10)) / 10_000;
-  assert.ok(Math.abs(lb.computeDevices - compute0) < 1e-12);
+  const lifeS = (cm.prefillMs(modelId("m0"), 1000) + 199 * cm.decodeMs(modelId("m0"), 1, 1100)) / 1000;
+  assert.ok(lifeS > 2, String(lifeS));
   const usable = cm.device.memBytes * 0.95;
-  const life = (id: string, i: number, o: number): number => cm.prefillMs(modelId(id), i) + (o - 1) * cm.decodeMs(modelId(id), 1, i + o / 2);
-  const kv0 = (1000 + 50) * 131072 * life("m0", 1000, 100) + (10 + 5) * 32768 * life("m1", 10, 10);
-  const mem0 = (8.03e9 * 2 + 1.24e9 * 2 + kv0 / 10_000) / usable;
-  assert.ok(Math.abs(lb.memoryDevices - mem0) < 1e-9, `${lb.memoryDevices} vs ${mem0}`);
+  // window [1 s, 2 s) is inside both the holding interval and the request's life
+  const expectedMem = (8.03e9 * 2 + (1000 + 100) * 131072) / usable;
+  assert.ok(Math.abs(lb.memoryDevices - expectedMem) < 1e-9, `${lb.memoryDevices} vs ${expectedMem}`);
+  assert.equal(lb.peakMemoryAtS, 1);
+  const expectedCompute = requestDeviceMs(c0, 1000, 200) / 10_000;
+  assert.ok(Math.abs(lb.computeDevices - expectedCompute) < 1e-12);
   assert.equal(lb.devices, 1);
-  assert.equal(lb.peakWindowStartS, 0);
+  // two models overlapping in time add their weights
+  const both = makeTrace([{ t: 1, m: 0, in: 1000, out: 200 }, { t: 1.0, m: 1, in: 1000, out: 200 }], 2);
+  const lb2 = fluidLowerBound(both, ms.map((m) => m.cost), cm);
+  assert.ok(lb2.memoryDevices > expectedMem + (1.24e9 * 2) / usable - 1e-9);
   // decode device time: Σ over steps of max(FLOPs, KV read), in closed form
-  let ms2 = Math.max(1000 * c0.msPerTokenFlops + 500500 * c0.msPerAttnPair, 1000 * c0.msPerKvToken);
+  let want = Math.max(1000 * c0.msPerTokenFlops + 500500 * c0.msPerAttnPair, 1000 * c0.msPerKvToken);
   let fl = 0;
   let kv = 0;
-  for (let k = 1; k <= 99; k++) {
+  for (let k = 1; k <= 199; k++) {
     fl += c0.msPerTokenFlops + (1000 + k) * c0.msPerAttnPair;
     kv += (1000 + k) * c0.msPerKvToken;
   }
-  ms2 += Math.max(fl, kv);
-  assert.ok(Math.abs(requestDeviceMs(c0, 1000, 100) - ms2) < 1e-9);
+  want += Math.max(fl, kv);
+  assert.ok(Math.abs(requestDeviceMs(c0, 1000, 200) - want) < 1e-9);
 });
 
 test("parseRange", () => {

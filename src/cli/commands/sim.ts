@@ -95,7 +95,8 @@ function lbJson(lb: LowerBoundResult): Record<string, number> {
     devices: lb.devices,
     compute_devices: Math.round(lb.computeDevices * 1000) / 1000,
     memory_devices: Math.round(lb.memoryDevices * 1000) / 1000,
-    window_s: lb.windowS,
+    memory_window_s: lb.memoryWindowS,
+    compute_window_s: lb.computeWindowS,
   };
 }
 
@@ -134,7 +135,7 @@ export function register(program: Command): void {
     .option("--report <file>", "write an HTML report (attainment curves, devices needed, timelines)")
     .option("--slo-scale <x>", "override the models file's slo_scale")
     .option("--seed <n>", "seed", "1")
-    .option("--lb-window <s>", "time window of the fluid lower bound (s)", "10")
+    .option("--lb-window <s>", "memory averaging window of the fluid lower bound (s)", "1")
     .option("--timeline-sample <ms>", "memory sampling period of report timelines (ms)", "1000")
     .option("--control <k=v,...>", "global-scheduler settings for every policy (e.g. roundMs=5000,idleEvictMs=inf)")
     .action((flags: SimFlags) => {
@@ -205,7 +206,7 @@ export function register(program: Command): void {
             out(`${policy.padEnd(9)} ${r.devices === null ? "target not reached" : `${r.devices} devices`}  (tried ${r.tried.map((t) => `${t.devices}:${pct(t.attainment)}`).join(" ")})`);
           }
         }
-        if (!json) out(`fluid lower bound: ${lb.devices} devices (compute ${lb.computeDevices.toFixed(2)}, memory ${lb.memoryDevices.toFixed(2)}, ${lb.windowS} s windows)`);
+        if (!json) out(`fluid lower bound: ${lb.devices} devices (compute ${lb.computeDevices.toFixed(2)}, memory ${lb.memoryDevices.toFixed(2)}, peak of ${lb.memoryWindowS} s / ${lb.computeWindowS} s averages)`);
         else {
           out(JSON.stringify({
             workload: p.name, target, metric, lower_bound: lbJson(lb),
@@ -240,7 +241,7 @@ export function register(program: Command): void {
         if (r.timeline !== null) timelines.push(r.timeline);
         if (!json) out(summaryText(r.summary, policies.length === 1));
       }
-      if (!json) out(`fluid lower bound: ${lb.devices} devices (compute ${lb.computeDevices.toFixed(2)}, memory ${lb.memoryDevices.toFixed(2)}, ${lb.windowS} s windows)`);
+      if (!json) out(`fluid lower bound: ${lb.devices} devices (compute ${lb.computeDevices.toFixed(2)}, memory ${lb.memoryDevices.toFixed(2)}, peak of ${lb.memoryWindowS} s / ${lb.computeWindowS} s averages)`);
       else if (summaries.length === 1) out(JSON.stringify({ ...summaries[0]!, lower_bound: lbJson(lb) }, null, 2));
       else out(JSON.stringify({ workload: p.name, devices, lower_bound: lbJson(lb), runs: summaries }, null, 2));
       if (flags.report !== undefined) {
