@@ -37,7 +37,7 @@ export interface DeviceSpec {
  * - L40S 48GB: NVIDIA L40S datasheet (nvidia.com/en-us/data-center/l40s): 48 GB GDDR6, 864 GB/s,
  *   BF16 362.05 TFLOPS dense (733 sparse); PCIe Gen4 x16 32 GB/s per direction; no NVLink (peer via PCIe).
  * - cpu: the project's own WASM/TS engine on this host (1 thread of a shared 2-core VM, f32 KV).
- *   Constants are FITTED, not datasheet: see CPU_FIT below and cost-model.ts `fitCpuDevice`.
+ *   Constants are FITTED, not datasheet: see CPU_EFFICIENCY below and calibrate.ts.
  */
 export const DEVICES = {
   // NVIDIA H100 SXM5 datasheet: 80 GB HBM3 (80 GiB physical; nvidia-smi reports 81,559 MiB), 3.35 TB/s, 989.5 TF bf16 dense, PCIe5 64 GB/s, NVLink 450 GB/s/dir
@@ -48,8 +48,8 @@ export const DEVICES = {
   a100: { name: "A100-SXM4-80GB", memBytes: 80 * GiB, peakFlops: 312 * TFLOPS, memBwBytesPerS: 2039 * GB, hostLinkBytesPerS: 32 * GB, peerLinkBytesPerS: 300 * GB },
   // NVIDIA L40S datasheet: 48 GB GDDR6, 864 GB/s, 362.05 TF bf16 dense, PCIe4 32 GB/s, no NVLink (PCIe peer 32 GB/s)
   l40s: { name: "L40S-48GB", memBytes: 48 * GiB, peakFlops: 362.05 * TFLOPS, memBwBytesPerS: 864 * GB, hostLinkBytesPerS: 32 * GB, peerLinkBytesPerS: 32 * GB },
-  // Fitted to this host's engine (see CPU_FIT); memory = the serve default budget of one CPU "device"
-  cpu: { name: "CPU-engine", memBytes: 1 * GiB, peakFlops: 2.0e9, memBwBytesPerS: 4 * GB, hostLinkBytesPerS: 2 * GB, peerLinkBytesPerS: 2 * GB },
+  // FITTED (calibrate.ts fitDevice over CPU_BENCH_SAMPLES = `npm run bench:engine -- --quick`, ours 1T f32 stories15M): worst error 18%; memory = 1 GiB budget; host link = memcpy
+  cpu: { name: "CPU-engine", memBytes: 1 * GiB, peakFlops: 17.0e9, memBwBytesPerS: 24.2 * GB, hostLinkBytesPerS: 4 * GB, peerLinkBytesPerS: 4 * GB },
 } as const satisfies Record<string, DeviceSpec>;
 
 export type DeviceType = keyof typeof DEVICES;
@@ -97,6 +97,8 @@ export const MODELS = {
   "qwen2.5-32b": { name: "Qwen2.5-32B", hfRepo: "Qwen/Qwen2.5-32B", params: 32.5e9, numLayers: 64, hidden: 5120, numHeads: 40, numKvHeads: 8, headDim: 128, intermediate: 27648, vocabSize: 152064, maxContextTokens: 32768, dtypeBytes: 2, defaultTp: 2 },
   // meta-llama/Llama-3.3-70B-Instruct config.json: L80 h8192 H64 KV8 d128 ff28672 V128256 ctx131072; card: 70.6B (Prism: tp_size 4)
   "llama-3.3-70b": { name: "Llama-3.3-70B", hfRepo: "meta-llama/Llama-3.3-70B-Instruct", params: 70.6e9, numLayers: 80, hidden: 8192, numHeads: 64, numKvHeads: 8, headDim: 128, intermediate: 28672, vocabSize: 128256, maxContextTokens: 131072, dtypeBytes: 2, defaultTp: 4 },
+  // llama2.c stories15M (karpathy/tinyllamas; src/engine/model/shapes.ts): L6 h288 H6 KV6 d48 ff768 V32000 ctx256, tied classifier; ~15.2M params; f32 on the CPU engine (bench:engine's model)
+  "stories15m": { name: "stories15M", hfRepo: "karpathy/tinyllamas (stories15M)", params: 15.19e6, numLayers: 6, hidden: 288, numHeads: 6, numKvHeads: 6, headDim: 48, intermediate: 768, vocabSize: 32000, maxContextTokens: 256, dtypeBytes: 4, defaultTp: 1 },
   // The project's test model: ../shared/models/stories260K (llama2.c): L5 h64 H8 KV4 d8 ff172 V512 ctx512; f32 weights/KV on the CPU engine
   "stories260k": { name: "stories260K", hfRepo: "karpathy/tinyllamas (stories260K)", params: 0.26e6, numLayers: 5, hidden: 64, numHeads: 8, numKvHeads: 4, headDim: 8, intermediate: 172, vocabSize: 512, maxContextTokens: 512, dtypeBytes: 4, defaultTp: 1 },
 } as const satisfies Record<string, ModelArch>;
@@ -159,14 +161,14 @@ export const GPU_EFFICIENCY: Efficiency = {
 };
 
 /**
- * CPU engine fit (device "cpu"): peakFlops / memBw above are effective values with mfu = mbu = 1,
- * so only these numbers carry the fit. Filled from a measurement of src/engine on this host
- * (see cost-model.ts fitCpuDevice and the sim report); f32 weights and KV.
+ * CPU engine fit (device "cpu"): peakFlops / memBw above are effective values with mfu = mbu = 1;
+ * stepOverheadMs is the fitted per-step cost (JS scheduling, sampling over the vocabulary, kernel
+ * dispatch). From calibrate.ts fitDevice(CPU_BENCH_SAMPLES): 17.0 GFLOP/s, 24.2 GB/s, 3.2 ms.
  */
 export const CPU_EFFICIENCY: Efficiency = {
   mfu: 1,
   mbu: 1,
-  stepOverheadMs: 0.05,
+  stepOverheadMs: 3.2,
   hostLinkEfficiency: 1,
   activationStartMs: 5,
   allReduceLatencyMs: 0,
