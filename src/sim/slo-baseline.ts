@@ -4,6 +4,10 @@
  * of the trace. The dedicated runs are simulations themselves (one device, the model pinned and
  * resident, the real DeviceScheduler), cached per (device, cost constants, arch, tp, slice).
  */
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { modelId as toModelId } from "../core/ids.ts";
 import { PrismError } from "../core/errors.ts";
 import type { DeviceSchedulerConfig } from "../device/types.ts";
@@ -23,6 +27,63 @@ export interface DedicatedLatency {
 }
 
 const cache = new Map<string, DedicatedLatency>();
+
+/**
+ * Dedicated runs replay each model's whole slice, as long as the cluster run itself; their results
+ * are also kept on disk (one small JSON per key, in PRISM_SIM_CACHE or <tmpdir>/prism-sim-cache), so
+ * repeated `prism sim` invocations on the same trace skip them. Set PRISM_SIM_CACHE=off to disable.
+ */
+function diskDir(): string | null {
+  const env = process.env["PRISM_SIM_CACHE"];
+  if (env === "off") return null;
+  return env !== undefined && env !== "" ? env : join(tmpdir(), "prism-sim-cache");
+}
+
+function diskGet(key: string): DedicatedLatency | null {
+  const dir = diskDir();
+  if (dir === null) return null;
+  try {
+    const v = JSON.parse(readFileSync(join(dir, `${hashKey(key)}.json`), "utf8")) as { key: string; value: DedicatedLatency };
+    return v.key === key ? v.value : null;
+  } catch {
+    return null;
+  }
+}
+
+function diskPut(key: string, value: DedicatedLatency): void {
+  const dir = diskDir();
+  if (dir === null) return;
+  try {
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${hashKey(key)}.json`);
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ key, value }));
+    renameSync(tmp, file);
+  } catch {
+    // a cache that cannot be written is only slower
+  }
+}
+
+let codeHash: string | null = null;
+/** Hash of the code a dedicated run depends on (device scheduler, memory, this simulator): a change invalidates the disk cache. */
+function codeVersion(): string {
+  if (codeHash !== null) return codeHash;
+  const h = createHash("sha256");
+  for (const dir of ["../device/", "../memory/", "./"]) {
+    const url = new URL(dir, import.meta.url);
+    try {
+      for (const f of readdirSync(url).filter((x) => x.endsWith(".ts")).sort()) h.update(f).update(readFileSync(new URL(f, url)));
+    } catch {
+      h.update(dir);
+    }
+  }
+  codeHash = h.digest("hex").slice(0, 16);
+  return codeHash;
+}
+
+function hashKey(key: string): string {
+  return createHash("sha256").update(key).digest("hex").slice(0, 32);
+}
 
 /** Requests of one model, as a one-model trace (arrivals unchanged). */
 export function modelSlice(trace: Trace, modelIndex: number): Trace {
@@ -67,9 +128,12 @@ export function dedicatedLatency(args: {
   readonly deviceConfig?: Partial<DeviceSchedulerConfig>;
 }): DedicatedLatency {
   const cm = args.costModel;
-  const key = JSON.stringify([cm.deviceType, cm.device, cm.eff, args.arch, args.tp, args.deviceConfig ?? null, fingerprint(args.slice)]);
-  const hit = cache.get(key);
-  if (hit !== undefined) return hit;
+  const key = JSON.stringify([codeVersion(), cm.deviceType, cm.device, cm.eff, args.arch, args.tp, args.deviceConfig ?? null, fingerprint(args.slice)]);
+  const hit = cache.get(key) ?? diskGet(key);
+  if (hit !== null && hit !== undefined) {
+    cache.set(key, hit);
+    return hit;
+  }
   // A private cost model: the dedicated run must not depend on which other models exist.
   const own = new CostModel({ deviceType: cm.deviceType, device: cm.device, efficiency: cm.eff });
   const id = toModelId(args.slice.modelNames[0] ?? "model");
@@ -102,9 +166,11 @@ export function dedicatedLatency(args: {
   const tpot = Number.isFinite(tpotRaw) ? tpotRaw : own.decodeMs(id, 1, 1);
   const res: DedicatedLatency = { ttftP99Ms: ttft, tpotP99Ms: tpot, numRequests: args.slice.numRequests, utilization: r.utilization };
   cache.set(key, res);
+  diskPut(key, res);
   return res;
 }
 
+/** Forget the in-process cache (the disk cache stays; PRISM_SIM_CACHE=off bypasses it). */
 export function clearDedicatedCache(): void {
   cache.clear();
 }
