@@ -1,0 +1,166 @@
+// `npm run bench:sim` (tsx bench/sim.bench.ts [--quick] [--no-speed] [--report out.html]):
+// the policy comparison on simulated H100s, every policy through the real GlobalScheduler and
+// DeviceSchedulers, and the simulator's speed on a ~1M-request hour.
+//
+// For each workload (built with `prism trace gen`, commands printed): the fluid lower bound on
+// devices; per policy the fewest devices reaching 99% TTFT SLO attainment (doubling + bisection);
+// and every policy's attainment at one fixed device count (the lower bound). Besides the five
+// policies, two labelled diagnostic rows (not baselines, not defaults):
+//   prism/lazy-evict  — prism with idleEvictMs = ∞ (idle models leave only when an activation needs room)
+//   prism/free-load   — prism with activation cost 0: an upper bound on what overlapping weight
+//                       loads with compute could recover (the DeviceScheduler now stalls the device
+//                       for the whole load; see src/sim/README.md)
+// Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed).
+// Wall times are from a shared 2-core machine: read them as rough.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { readTrace } from "../src/workload/trace-format.ts";
+import { loadModelsFile, type SimModelsConfig } from "../src/sim/models-file.ts";
+import { findMinDevices, lowerBoundFor, prepareWorkload, runPolicy, type PreparedWorkload, type SimSummary } from "../src/sim/experiment.ts";
+import type { ControlConfig } from "../src/control/types.ts";
+import { renderSimReport, type DevicesNeeded } from "../src/sim/report.ts";
+
+const REPO = resolve(import.meta.dirname, "..");
+const QUICK = process.argv.includes("--quick");
+const SPEED = !process.argv.includes("--no-speed") && !QUICK;
+const REPORT = (() => {
+  const i = process.argv.indexOf("--report");
+  return i >= 0 ? process.argv[i + 1] ?? null : null;
+})();
+const TARGET = 0.99;
+
+interface Workload {
+  readonly name: string;
+  readonly gen: readonly string[];
+  readonly models: string;
+}
+
+const WORKLOADS: readonly Workload[] = [
+  {
+    name: "W1 ServeGen m-large, 64 clients, 30 min",
+    gen: ["servegen", "--pool", "m-large", "--num-models", "64", "--duration", QUICK ? "600" : "1800", "--compression", "60", "--rate", "20", "--seed", "1"],
+    models: "examples/sim/servegen-64.yaml",
+  },
+  {
+    name: "W1 ServeGen m-large, 32 clients, 30 min",
+    gen: ["servegen", "--pool", "m-large", "--num-models", "32", "--duration", QUICK ? "600" : "1800", "--compression", "60", "--rate", "12", "--seed", "2"],
+    models: "examples/sim/servegen-32.yaml",
+  },
+  {
+    name: "W3 Arena, 27 models (time scale 0.5, ×2)",
+    gen: ["arena", "--time-scale", "0.5", "--replicate", "2", "--seed", "1"],
+    models: "examples/sim/arena-27.yaml",
+  },
+];
+
+interface Variant {
+  readonly label: string;
+  readonly policy: string;
+  readonly control?: Partial<ControlConfig>;
+  readonly freeLoad?: boolean;
+}
+
+const VARIANTS: readonly Variant[] = [
+  { label: "prism", policy: "prism" },
+  { label: "static", policy: "static" },
+  { label: "swap", policy: "swap" },
+  { label: "muxserve", policy: "muxserve" },
+  { label: "elastic", policy: "elastic" },
+  { label: "prism/lazy-evict", policy: "prism", control: { idleEvictMs: Infinity } },
+  { label: "prism/free-load", policy: "prism", freeLoad: true },
+];
+
+function traceFile(gen: readonly string[]): string {
+  const dir = join(tmpdir(), "prism-sim-bench");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${createHash("sha256").update(gen.join(" ")).digest("hex").slice(0, 16)}.csv`);
+  if (!existsSync(file)) {
+    const r = spawnSync(process.execPath, [join(REPO, "bin/prism.js"), "trace", "gen", ...gen, "-o", file], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`prism trace gen failed: ${r.stderr}`);
+  }
+  return file;
+}
+
+const pct = (x: number | null | undefined): string => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(2)}%`);
+const sec = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
+
+function prepared(w: Workload, cfg: SimModelsConfig, file: string, freeLoad: boolean): PreparedWorkload {
+  const c: SimModelsConfig = freeLoad ? { ...cfg, efficiency: { ...cfg.efficiency, activationStartMs: 0, hostLinkEfficiency: 1e6 } } : cfg;
+  return prepareWorkload(readTrace(file), c, { name: w.name });
+}
+
+interface Row {
+  label: string;
+  devices: number | null;
+  atFixed: SimSummary;
+  searchS: number;
+}
+
+const tables: string[] = [];
+const devicesByWorkload: { name: string; needed: DevicesNeeded[]; lb: number }[] = [];
+for (const w of WORKLOADS) {
+  const file = traceFile(w.gen);
+  const cfg = loadModelsFile(join(REPO, w.models));
+  const base = prepared(w, cfg, file, false);
+  const free = prepared(w, cfg, file, true);
+  const lb = lowerBoundFor(base);
+  const fixed = Math.max(1, lb.devices);
+  console.log(`\n## ${w.name}`);
+  console.log(`trace:  prism trace gen ${w.gen.join(" ")} -o trace.csv   (${base.trace.numRequests} requests, ${base.trace.modelNames.length} models)`);
+  console.log(`models: ${w.models} (H100, SLO = ${cfg.sloScale.ttft}× dedicated p99)`);
+  console.log(`fluid lower bound: ${lb.devices} devices (memory ${lb.memoryDevices.toFixed(2)}, compute ${lb.computeDevices.toFixed(2)})`);
+  for (const warn of base.warnings) console.log(`warning: ${warn}`);
+  const rows: Row[] = [];
+  for (const v of VARIANTS) {
+    const p = v.freeLoad ? free : base;
+    const t0 = performance.now();
+    const r = findMinDevices(p, { policy: v.policy, target: TARGET, deterministic: true, maxDevices: 64, ...(v.control ? { control: v.control } : {}) });
+    const searchS = (performance.now() - t0) / 1000;
+    const atFixed = runPolicy(p, { policy: v.policy, devices: fixed, deterministic: true, ...(v.control ? { control: v.control } : {}) }).summary;
+    rows.push({ label: v.label, devices: r.devices, atFixed, searchS });
+    process.stdout.write(`  ${v.label}: ${r.devices ?? "not reached"} (${searchS.toFixed(0)} s)\n`);
+  }
+  const staticRow = rows.find((r) => r.label === "static")!;
+  const header = `| policy | devices for ${TARGET * 100}% TTFT | vs static | vs lower bound | TTFT att. @${fixed} dev | ×static | both @${fixed} | TTFT p99 @${fixed} | activations | migrations |`;
+  const lines = [header, "|---|---|---|---|---|---|---|---|---|---|"];
+  for (const r of rows) {
+    const s = r.atFixed;
+    const vsStatic = r.devices !== null && staticRow.devices !== null ? `${(staticRow.devices / r.devices).toFixed(2)}× fewer` : "–";
+    const vsLb = r.devices !== null ? `${(r.devices / lb.devices).toFixed(2)}×` : "–";
+    const ratio = staticRow.atFixed.slo_attainment.ttft > 0 ? `${(s.slo_attainment.ttft / staticRow.atFixed.slo_attainment.ttft).toFixed(2)}` : "–";
+    lines.push(`| ${r.label} | ${r.devices ?? `> 64`} | ${vsStatic} | ${vsLb} | ${pct(s.slo_attainment.ttft)} | ${ratio} | ${pct(s.slo_attainment.both)} | ${sec(s.ttft_ms.p99)} | ${s.activations} | ${s.migrations} |`);
+  }
+  console.log(lines.join("\n"));
+  tables.push(`## ${w.name}\n${lines.join("\n")}`);
+  devicesByWorkload.push({ name: w.name, needed: rows.map((r) => ({ policy: r.label, devices: r.devices })), lb: lb.devices });
+}
+
+if (SPEED) {
+  const gen = ["servegen", "--pool", "m-large", "--num-models", "64", "--duration", "3600", "--compression", "60", "--rate", "280", "--seed", "1"];
+  const file = traceFile(gen);
+  const cfg = loadModelsFile(join(REPO, "examples/sim/servegen-64.yaml"));
+  const t0 = performance.now();
+  const p = prepareWorkload(readTrace(file), cfg, { name: "speed" });
+  const prepS = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  const out = runPolicy(p, { policy: "prism", devices: 32 });
+  const runS = (performance.now() - t1) / 1000;
+  console.log(`\n## Speed: prism trace gen ${gen.join(" ")}; prism on 32 H100s`);
+  console.log("| requests | steps | events | simulated s | prepare (dedicated SLO runs; cached on disk after) | run | µs/step |");
+  console.log("|---|---|---|---|---|---|---|");
+  console.log(`| ${p.trace.numRequests} | ${out.summary.steps} | ${out.result.events} | ${out.summary.sim_end_s.toFixed(0)} | ${prepS.toFixed(1)} s | ${runS.toFixed(1)} s | ${((runS * 1e6) / out.summary.steps).toFixed(1)} |`);
+}
+
+if (REPORT !== null) {
+  writeFileSync(REPORT, renderSimReport({
+    title: "bench:sim — devices needed per policy",
+    notes: devicesByWorkload.map((d) => `${d.name}: fluid lower bound ${d.lb}`),
+    devicesNeeded: devicesByWorkload[0]?.needed ?? [],
+    ...(devicesByWorkload[0] ? { lowerBound: devicesByWorkload[0].lb } : {}),
+    table: { header: ["workload", ...VARIANTS.map((v) => v.label), "lower bound"], rows: devicesByWorkload.map((d) => [d.name, ...d.needed.map((n) => n.devices ?? "> 64"), d.lb]) },
+  }));
+  console.log(`report: ${REPORT}`);
+}
