@@ -72,12 +72,14 @@ function prepare(run: ReportRun): PreparedRun {
   const okTtft = new Float64Array(o.count).fill(NaN);
   for (let i = 0; i < o.count; i++) if (o.ok[i] === 1) okTtft[i] = o.ttftMs[i]!;
   let kv: PreparedRun["kv"] = null;
-  if (run.kvSamples && run.kvSamples.length > 0) {
-    const models = [...new Set(run.kvSamples.flatMap((s) => Object.keys(s.kvPagesByModel)))].sort();
+  // samples taken during setup (before the trace's t = 0) are not plotted
+  const samples = (run.kvSamples ?? []).filter((s) => s.tMs >= 0);
+  if (samples.length > 0) {
+    const models = [...new Set(samples.flatMap((s) => Object.keys(s.kvPagesByModel)))].sort();
     kv = {
       models,
-      tS: run.kvSamples.map((s) => s.tMs / 1000),
-      series: models.map((md) => run.kvSamples!.map((s) => s.kvPagesByModel[md] ?? 0)),
+      tS: samples.map((s) => s.tMs / 1000),
+      series: models.map((md) => samples.map((s) => s.kvPagesByModel[md] ?? 0)),
     };
   }
   return {
@@ -145,7 +147,8 @@ export function renderReport(input: ReportInput): string {
       }<table><thead>${SUMMARY_HEAD}</thead><tbody>${rows}</tbody></table></details>`;
     })
     .join("");
-  const kvDivs = runs.map((r, i) => (r.kv ? `<h3>KV pages per model over time: ${esc(r.name)}</h3><div class="chart" id="kv${i}"></div>` : "")).join("");
+  const kvCharts = runs.map((r, i) => (r.kv ? `<div><h3>KV pages per model over time: ${esc(r.name)}</h3><div class="chart" id="kv${i}"></div></div>` : "")).join("");
+  const kvDivs = kvCharts === "" ? "" : `<div class="row">${kvCharts}</div>`;
   const echartsTag = input.inlineEcharts === false ? `<script src="echarts.min.js"></script>` : `<script>${echartsJs().replace(/<\/script/gi, "<\\/script")}</script>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(input.title)}</title>
@@ -192,7 +195,7 @@ cdf("tpot","TPOT CDF (completed requests, ≥ 2 tokens)","tpot");
     tooltip:{trigger:"axis"}, legend:{bottom:0,type:"scroll"}, grid:{left:50,right:20,top:40,bottom:80},
     xAxis:{type:"category",data:D.models,axisLabel:{rotate:D.models.length>12?45:0,interval:0}},
     yAxis:{type:"value",min:0,max:100},
-    series: D.attainment.map(a => ({name:a.name,type:"bar",data:a.values}))
+    series: D.attainment.map(a => ({name:a.name,type:"bar",data:a.values,label:{show:D.models.length<=16,position:"top",fontSize:10}}))
   });
 })();
 D.runs.forEach((r, i) => {
