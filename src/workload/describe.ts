@@ -2,7 +2,7 @@
  * `prism trace describe`: per-model rate, burstiness (CV of inter-arrival times, peak/mean requests per bin),
  * idle fraction (bins without requests) and token statistics, plus the popularity skew (fitted Zipf α).
  */
-import { fitZipfAlpha } from "./dist/samplers.ts";
+import { fitZipfAlpha } from "./samplers.ts";
 import type { Trace } from "./trace-format.ts";
 
 export interface TokenStats {

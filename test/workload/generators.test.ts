@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { describeTrace } from "../../src/workload/describe.ts";
-import { fitZipfAlpha } from "../../src/workload/dist/samplers.ts";
+import { fitZipfAlpha } from "../../src/workload/samplers.ts";
 import { generateArena } from "../../src/workload/generators/arena.ts";
 import { type GenerateSpec, generateTrace, provenanceComments } from "../../src/workload/generators/index.ts";
 import { generateServegen, selectByAlpha } from "../../src/workload/generators/servegen.ts";

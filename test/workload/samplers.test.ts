@@ -11,7 +11,7 @@ import {
   subRng,
   weibull,
   zipfShares,
-} from "../../src/workload/dist/samplers.ts";
+} from "../../src/workload/samplers.ts";
 
 function moments(n: number, draw: () => number): { mean: number; cv: number; variance: number } {
   let s = 0;

@@ -14,7 +14,7 @@ import {
   readServegenLengths,
 } from "../../src/workload/sources/servegen.ts";
 import { naiveTimestampDiffS, readAzureTrace, readLengthPairs, readMooncakeTrace } from "../../src/workload/sources/single-service.ts";
-import { fitZipfAlpha } from "../../src/workload/dist/samplers.ts";
+import { fitZipfAlpha } from "../../src/workload/samplers.ts";
 import { SeededRng } from "../../src/core/rng.ts";
 
 const DIR = defaultTracesDir();

@@ -3,7 +3,7 @@
  * t' = t·timeScale and replication, a model subset, and tiling to a longer duration.
  */
 import { TraceBuilder } from "../trace-format.ts";
-import { subRng } from "../dist/samplers.ts";
+import { subRng } from "../samplers.ts";
 import { readArenaTrace } from "../sources/arena.ts";
 import { cyclicReplay } from "./arrivals.ts";
 import { type CommonOptions, type GeneratedTrace, modelNames, requireCount, requirePositive, usage } from "./common.ts";

@@ -2,7 +2,7 @@
  * Arrival processes. Each function appends arrival times (seconds, increasing) for one model to `out`.
  */
 import type { Rng } from "../../core/rng.ts";
-import { gamma, gammaInterArrival, stochasticRound, weibull } from "../dist/samplers.ts";
+import { gamma, gammaInterArrival, stochasticRound, weibull } from "../samplers.ts";
 import type { WindowPattern } from "../sources/servegen.ts";
 
 /**

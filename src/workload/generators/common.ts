@@ -1,7 +1,7 @@
 /** Shared generator plumbing: the result type, model naming, popularity laws and option checks. */
 import { PrismError } from "../../core/errors.ts";
 import type { Trace } from "../trace-format.ts";
-import { zipfShares } from "../dist/samplers.ts";
+import { zipfShares } from "../samplers.ts";
 import { POPULARITY_SOURCES, readPopularity, type PopularitySource } from "../sources/popularity.ts";
 import type { LengthLimits } from "./lengths.ts";
 

@@ -15,7 +15,7 @@
  */
 import { TraceBuilder } from "../trace-format.ts";
 import type { Rng } from "../../core/rng.ts";
-import { DiscreteSampler, fitZipfAlpha, subRng } from "../dist/samplers.ts";
+import { DiscreteSampler, fitZipfAlpha, subRng } from "../samplers.ts";
 import {
   type ClientLengthWindow,
   type ClientTrace,

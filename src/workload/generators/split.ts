@@ -12,7 +12,7 @@
  * achievable rate use a time scale < 1 (t' = t·timeScale) to compress the source.
  */
 import { TraceBuilder } from "../trace-format.ts";
-import { DiscreteSampler, subRng } from "../dist/samplers.ts";
+import { DiscreteSampler, subRng } from "../samplers.ts";
 import { readAzureTrace, readMooncakeTrace, type ServiceTrace } from "../sources/single-service.ts";
 import { cyclicReplay } from "./arrivals.ts";
 import {

@@ -4,7 +4,7 @@
  * phases, lengths from a dataset or fixed ranges.
  */
 import { TraceBuilder } from "../trace-format.ts";
-import { subRng } from "../dist/samplers.ts";
+import { subRng } from "../samplers.ts";
 import { readPoolEnvelope, SERVEGEN_WINDOW_S, type ServegenPool } from "../sources/servegen.ts";
 import { envelopeFromRates, isOff, renewalArrivals, type Envelope } from "./arrivals.ts";
 import {

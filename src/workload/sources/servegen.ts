@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { PrismError } from "../../core/errors.ts";
-import { DiscreteSampler } from "../dist/samplers.ts";
+import { DiscreteSampler } from "../samplers.ts";
 import { csvLines, dataError, parseNumberCell, readTraceDataText, resolveTracesDir, traceDataPath } from "./paths.ts";
 
 export const SERVEGEN_POOLS = {
