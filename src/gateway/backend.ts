@@ -24,7 +24,7 @@ export interface ServedModel {
   /** Chat messages → prompt token ids (template from the model, or the default one). */
   encodeChat(messages: readonly ChatMessage[]): Int32Array;
   /** A fresh incremental detokenizer (streams only whole UTF-8 characters). */
-  detokenizer(): { push(token: number): string; flush(): string };
+  detokenizer(promptTokens: Int32Array): { push(token: number): string; flush(): string };
   /** Text of one token (for logprobs). */
   tokenText(token: number): string;
   isEos(token: number): boolean;

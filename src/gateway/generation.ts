@@ -60,8 +60,8 @@ class Choice {
   timings: RequestTimings | null = null;
   readonly logprobs: TokenLogprob[] | null;
   readonly detok: { push(token: number): string; flush(): string };
-  constructor(readonly index: number, model: ServedModel, wantLogprobs: boolean) {
-    this.detok = model.detokenizer();
+  constructor(readonly index: number, model: ServedModel, wantLogprobs: boolean, promptTokens: Int32Array) {
+    this.detok = model.detokenizer(promptTokens);
     this.logprobs = wantLogprobs ? [] : null;
   }
 }
@@ -131,7 +131,7 @@ export function startGeneration(
 ): RunningGeneration {
   const numChoices = prompts.length * req.n;
   const choices: Choice[] = [];
-  for (let i = 0; i < numChoices; i++) choices.push(new Choice(i, model, req.logprobs));
+  for (let i = 0; i < numChoices; i++) choices.push(new Choice(i, model, req.logprobs, prompts[Math.floor(i / req.n)]!));
   let promptTokens = 0;
   for (const p of prompts) promptTokens += p.length;
   let remaining = numChoices;
