@@ -2,7 +2,7 @@
  * The HTTP gateway: the only code that speaks HTTP. Fastify for routing, body limits and timeouts;
  * pino for one structured line per request; prom-client for /metrics.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { PrismError, isPrismError } from "../core/errors.ts";
@@ -66,10 +66,13 @@ export function createGateway(opts: { backend: ServingBackend; config: GatewayCo
   let shuttingDown = false;
   const app = Fastify({
     loggerInstance: opts.logger as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimitBytes,
     // Slow-loris guard: the whole request (headers and body) must arrive within this time.
     requestTimeout: config.server.headerTimeoutMs,
+    // Node checks requestTimeout only every connectionsCheckingInterval (30 s by default), which would let a
+    // trickling client hold its socket far past the limit.
+    http: { connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.server.headerTimeoutMs / 4))) },
     return503OnClosing: true,
     genReqId: (() => {
       let n = 0;
