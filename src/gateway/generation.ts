@@ -129,6 +129,9 @@ export function startGeneration(
   events: ChoiceEvents,
   opts: RunOptions,
 ): RunningGeneration {
+  // Validate every prompt before submitting any (and before any timer), so a bad second prompt never leaves
+  // the first one running.
+  const maxTokensOf = prompts.map((p) => maxTokensFor(req, model, p.length, opts.defaultMaxTokens));
   const numChoices = prompts.length * req.n;
   const choices: Choice[] = [];
   for (let i = 0; i < numChoices; i++) choices.push(new Choice(i, model, req.logprobs, prompts[Math.floor(i / req.n)]!));
@@ -215,7 +218,7 @@ export function startGeneration(
     const c = choices[i]!;
     const promptIdx = Math.floor(i / req.n);
     const promptTokensI = prompts[promptIdx]!;
-    const maxTokens = maxTokensFor(req, model, promptTokensI.length, opts.defaultMaxTokens);
+    const maxTokens = maxTokensOf[promptIdx]!;
     const baseSeed = req.seed ?? opts.fallbackSeed;
     const sampling: SamplingParams = {
       temperature: req.temperature,

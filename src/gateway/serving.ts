@@ -210,8 +210,15 @@ export class PrismBackend implements ServingBackend {
       policy: sc.policy,
       clock: this.clock,
       config: { roundMs: sc.roundMs, tau: sc.tau, maxMigrationsPerRound: sc.maxMigrationsPerRound, idleEvictMs: sc.idleEvictMs },
+      // Work a submit triggers (activations, replica changes) runs after the current request handler returns.
+      defer: (fn) => setImmediate(fn),
+      onActions: (actions, nowMs, source) => {
+        if (actions.length > 0) this.opts.logger.debug({ actions, nowMs: Math.round(nowMs), source }, "placement actions");
+      },
     });
     for (const d of this.devices) d.loop.start();
+    // The first round places pinned models and those with an expected rate before any request arrives.
+    this.global.tick(this.clock.nowMs());
     if (Number.isFinite(sc.roundMs) && sc.roundMs > 0) {
       this.roundTimer = setInterval(() => {
         try {

@@ -91,6 +91,11 @@ describe("robustness", () => {
   test("huge max_tokens and prompts longer than the context → 400 context_length_exceeded", async () => {
     assertOpenAiError(await post(srv, "/v1/completions", JSON.stringify({ ...ok, max_tokens: 1_000_000 })), 400, "context_length_exceeded", "max_tokens");
     assertOpenAiError(await post(srv, "/v1/completions", JSON.stringify({ ...ok, prompt: "word ".repeat(2000) })), 400, "context_length_exceeded", "prompt");
+    // streaming requests get the same status, not a 200 stream carrying an error event
+    assertOpenAiError(await post(srv, "/v1/completions", JSON.stringify({ ...ok, stream: true, max_tokens: 1_000_000 })), 400, "context_length_exceeded", "max_tokens");
+    assertOpenAiError(await post(srv, "/v1/chat/completions", JSON.stringify({ model: "stories", messages: [{ role: "user", content: "hi" }], stream: true, max_completion_tokens: 1_000_000 })), 400, "context_length_exceeded");
+    // a second prompt that is too long rejects the whole request before the first one is submitted
+    assertOpenAiError(await post(srv, "/v1/completions", JSON.stringify({ ...ok, prompt: ["Once", "word ".repeat(2000)] })), 400, "context_length_exceeded");
   });
   test("10 MB body → 413", async () => {
     const big = JSON.stringify({ ...ok, prompt: "a".repeat(10 * 1024 * 1024) });

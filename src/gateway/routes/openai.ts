@@ -100,9 +100,71 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
       return;
     }
 
-    // Streaming: Server-Sent Events, one chunk per token, then (optionally) usage, then [DONE].
-    reply.hijack();
+    // Streaming: Server-Sent Events, one chunk per token, then (optionally) usage, then [DONE]. The status
+    // line is written only once the backend has accepted the request, so a rejection (429, 503, 400) keeps
+    // its HTTP status like OpenAI's, instead of arriving as an event after a 200.
     const res = reply.raw;
+    let closed = false;
+    let headSent = false;
+    const buffered: string[] = [];
+    const send = (text: string): void => {
+      if (closed) return;
+      if (headSent) res.write(text);
+      else buffered.push(text);
+    };
+    const write = (obj: unknown): void => send(`data: ${JSON.stringify(obj)}\n\n`);
+    const usageNull = req.includeUsage ? { usage: null } : {};
+    const chunk = (choice: Record<string, unknown>): Record<string, unknown> => ({ id, object, created, model: model.id, system_fingerprint: ctx.fingerprint, choices: [choice], ...usageNull });
+    const textOffsets = new Map<number, number>();
+    if (kind === "chat") {
+      for (let i = 0; i < prompts.length * req.n; i++) write(chunk({ index: i, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }));
+    }
+    let rejected: PrismError | null = null;
+    let finished = false;
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    const gen = startGeneration(backend, model, req, prompts, {
+      onText(index, text, lp) {
+        if (kind === "chat") write(chunk({ index, delta: { content: text }, logprobs: lp ? chatLogprobs([lp]) : null, finish_reason: null }));
+        else {
+          const off = textOffsets.get(index) ?? 0;
+          textOffsets.set(index, off + text.length);
+          write(chunk({ index, text, logprobs: lp ? completionLogprobs([lp], off) : null, finish_reason: null }));
+        }
+      },
+      onChoiceDone(index, reason) {
+        if (kind === "chat") write(chunk({ index, delta: {}, logprobs: null, finish_reason: reason }));
+        else write(chunk({ index, text: "", logprobs: null, finish_reason: reason }));
+      },
+      onDone(result) {
+        finished = true;
+        ctx.observe(model, result);
+        if (!headSent && result.error !== null && result.completionTokens === 0) {
+          // nothing streamed yet: answer with the error's own status
+          rejected = result.error;
+          log(0, result, result.error);
+          resolveDone();
+          return;
+        }
+        if (result.error !== null && result.error.code !== "PRISM_REQUEST_CANCELLED") {
+          const mapped = ctx.mapError(result.error, String(request.id));
+          write(mapped.body);
+          log(mapped.status, result, result.error);
+        } else {
+          if (req.includeUsage) write({ id, object, created, model: model.id, system_fingerprint: ctx.fingerprint, choices: [], usage: usageOf(result) });
+          log(result.error ? 499 : 200, result, result.error);
+        }
+        send("data: [DONE]\n\n");
+        if (headSent && !closed) res.end();
+        resolveDone();
+      },
+    }, common);
+    if (rejected !== null) throw rejected;
+    reply.hijack();
+    res.on("close", () => {
+      closed = true;
+      gen.cancel();
+    });
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
@@ -110,49 +172,11 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
       "x-request-id": String(request.id),
       ...ctx.corsHeaders,
     });
-    let closed = false;
-    const write = (obj: unknown): void => {
-      if (!closed) res.write(`data: ${JSON.stringify(obj)}\n\n`);
-    };
-    const usageNull = req.includeUsage ? { usage: null } : {};
-    const chunk = (choice: Record<string, unknown>): Record<string, unknown> => ({ id, object, created, model: model.id, system_fingerprint: ctx.fingerprint, choices: [choice], ...usageNull });
-    const textOffsets = new Map<number, number>();
-    if (kind === "chat") {
-      for (let i = 0; i < prompts.length * req.n; i++) write(chunk({ index: i, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }));
-    }
-    await new Promise<void>((resolve) => {
-      const gen = startGeneration(backend, model, req, prompts, {
-        onText(index, text, lp) {
-          if (kind === "chat") write(chunk({ index, delta: { content: text }, logprobs: lp ? chatLogprobs([lp]) : null, finish_reason: null }));
-          else {
-            const off = textOffsets.get(index) ?? 0;
-            textOffsets.set(index, off + text.length);
-            write(chunk({ index, text, logprobs: lp ? completionLogprobs([lp], off) : null, finish_reason: null }));
-          }
-        },
-        onChoiceDone(index, reason) {
-          if (kind === "chat") write(chunk({ index, delta: {}, logprobs: null, finish_reason: reason }));
-          else write(chunk({ index, text: "", logprobs: null, finish_reason: reason }));
-        },
-        onDone(result) {
-          ctx.observe(model, result);
-          if (result.error !== null && result.error.code !== "PRISM_REQUEST_CANCELLED") {
-            const mapped = ctx.mapError(result.error, String(request.id));
-            write(mapped.body);
-            log(mapped.status, result, result.error);
-          } else {
-            if (req.includeUsage) write({ id, object, created, model: model.id, system_fingerprint: ctx.fingerprint, choices: [], usage: usageOf(result) });
-            log(result.error ? 499 : 200, result, result.error);
-          }
-          if (!closed) res.end("data: [DONE]\n\n");
-          resolve();
-        },
-      }, common);
-      res.on("close", () => {
-        closed = true;
-        gen.cancel();
-      });
-    });
+    headSent = true;
+    for (const b of buffered) res.write(b);
+    buffered.length = 0;
+    if (finished) res.end();
+    await done;
   };
 
   app.post("/v1/chat/completions", handler("chat"));
