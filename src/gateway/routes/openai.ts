@@ -1,6 +1,6 @@
 /** POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/id] in OpenAI's exact shapes. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { PrismError } from "../../core/errors.ts";
 import type { ServedModel, ServingBackend } from "../backend.ts";
 import { encodePrompts, startGeneration, type GenerationResult, type TokenLogprob } from "../generation.ts";
@@ -55,6 +55,10 @@ function usageOf(r: GenerationResult): { prompt_tokens: number; completion_token
 
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   const { backend } = ctx;
+  // Ids are unique per process start (random prefix) and cheap per request (a counter): random bytes per
+  // request cost ~2% of a short completion.
+  const idPrefix = randomBytes(8).toString("hex");
+  let nextId = 0;
 
   app.get("/v1/models", async () => ({ object: "list", data: backend.models().map(modelObject) }));
   app.get<{ Params: { "*": string } }>("/v1/models/*", async (req) => modelObject(resolveModel(backend, req.params["*"])));
@@ -64,7 +68,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
     const req = parseGenRequest(kind, request.body, ctx.config.limits);
     const model = resolveModel(backend, req.model);
     const prompts = encodePrompts(req, model);
-    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
+    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${idPrefix}${(nextId++).toString(16).padStart(8, "0")}`;
     const created = Math.floor(Date.now() / 1000);
     const object = kind === "chat" ? (req.stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
     const startedMs = performance.now();
@@ -77,7 +81,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
         ...(err ? { code: err.code } : {}),
       }, "request");
     };
-    const common = { defaultMaxTokens: ctx.config.limits.defaultMaxTokens, timeoutMs: ctx.config.server.requestTimeoutMs, requestTag: id, fallbackSeed: randomInt(0, 2 ** 31 - 1), setTimer: ctx.setTimer };
+    const common = { defaultMaxTokens: ctx.config.limits.defaultMaxTokens, timeoutMs: ctx.config.server.requestTimeoutMs, requestTag: id, fallbackSeed: (Math.random() * 2 ** 31) | 0, setTimer: ctx.setTimer };
 
     if (!req.stream) {
       const result = await new Promise<GenerationResult>((resolve) => {
