@@ -2,11 +2,11 @@
  * Which models the server serves: configured entries, the built-in demo models (generated once with
  * deterministic random weights and cached under data_dir), and every *.gguf in models_dir.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { ModelEntry, ServeConfig } from "../config/load.ts";
 import { PrismError } from "../core/errors.ts";
-import { parseGguf } from "../engine/gguf/reader.ts";
+import { readGgufHeaderSync } from "../engine/gguf/reader.ts";
 import type { GgufFile } from "../engine/gguf/types.ts";
 import { llamaConfigFromGguf, type LlamaConfig } from "../engine/model/config.ts";
 import { generateRandomModel } from "../engine/model/generate.ts";
@@ -25,7 +25,7 @@ export interface LoadedModel {
   readonly entry: ModelEntry;
   /** File the weights come from (a generated model's cache file too). */
   readonly path: string;
-  readonly bytes: Uint8Array;
+  /** Only the header (metadata and tensor infos): the engine reads the weights itself. */
   readonly gguf: GgufFile;
   readonly cfg: LlamaConfig;
   readonly tokenizer: Tokenizer;
@@ -62,19 +62,16 @@ export function modelEntries(cfg: ServeConfig): ModelEntry[] {
 /** Read (or generate and cache) one model file and parse it. */
 export function loadModelFile(entry: ModelEntry, dataDir: string): LoadedModel {
   let path: string;
-  let bytes: Uint8Array;
   if (entry.source.kind === "file") {
     path = entry.source.path;
     if (!existsSync(path)) throw new PrismError("PRISM_FILE_NOT_FOUND", `model '${entry.id}': GGUF file not found: ${path}`, { path });
-    bytes = new Uint8Array(readFileSync(path));
   } else {
     const { shape, dtype, seed } = entry.source;
     parseShape(shape);
     const dir = join(dataDir, "generated");
     path = join(dir, `${shape.replace(/[^A-Za-z0-9_.-]/g, "_")}-${dtype}-seed${seed}.gguf`);
-    if (existsSync(path)) bytes = new Uint8Array(readFileSync(path));
-    else {
-      bytes = generateRandomModel({ shape: parseShape(shape), dtype, seed });
+    if (!existsSync(path)) {
+      const bytes = generateRandomModel({ shape: parseShape(shape), dtype, seed });
       mkdirSync(dir, { recursive: true });
       // write-then-rename so a crash mid-write never leaves a truncated cache file behind
       const tmp = `${path}.${process.pid}.tmp`;
@@ -82,8 +79,9 @@ export function loadModelFile(entry: ModelEntry, dataDir: string): LoadedModel {
       renameSync(tmp, path);
     }
   }
-  const gguf = parseGguf(bytes, path);
+  // The server needs the vocabulary and shapes; the weights (most of the file) are read by the engine only.
+  const gguf = readGgufHeaderSync(path);
   const cfg = llamaConfigFromGguf(gguf);
   const tokenizer = Tokenizer.fromGguf(gguf);
-  return { entry, path, bytes, gguf, cfg, tokenizer };
+  return { entry, path, gguf, cfg, tokenizer };
 }

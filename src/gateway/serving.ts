@@ -247,7 +247,7 @@ export class PrismBackend implements ServingBackend {
     }
     return createEngineExecutor({
       memory: memory.memory!, prefixBytes, kernels: dc.kernels, ...budget,
-      models: this.opts.models.map((m) => ({ id: m.entry.id, bytes: m.bytes, path: m.path })),
+      models: this.opts.models.map((m) => ({ id: m.entry.id, path: m.path })),
     });
   }
 

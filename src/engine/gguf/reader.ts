@@ -3,8 +3,9 @@
  * directory against the file (types, alignment, bounds, overlaps) so later code can slice tensor data blindly.
  * Every failure is a PrismError PRISM_GGUF_* whose message names the file and what is wrong where.
  */
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { PrismError } from "../../core/errors.ts";
+import { isPrismError, PrismError } from "../../core/errors.ts";
 import {
   GGML_TYPE_INFO,
   GGUF_DEFAULT_ALIGNMENT,
@@ -22,6 +23,12 @@ import {
 export interface ParseGgufOptions {
   /** Accept tensor types Prism cannot compute with (for `prism model info`). Default false. */
   readonly allowAnyType?: boolean;
+  /**
+   * The whole file's size when `input` holds only its beginning (metadata and tensor infos, for a server that
+   * needs the vocabulary and shapes but leaves the weights to the engine). Tensor bounds are checked against it;
+   * the file's `bytes` then hold only the header, so tensorBytes() must not be used.
+   */
+  readonly fileBytes?: number;
 }
 
 /** ggml's GGML_MAX_DIMS. */
@@ -294,8 +301,9 @@ export function parseGguf(input: Uint8Array, fileName: string, opts: ParseGgufOp
   }
 
   const dataOffset = Math.ceil(c.pos / alignment) * alignment;
-  if (tensorCount > 0 && dataOffset > bytes.byteLength) {
-    throw new PrismError("PRISM_GGUF_TRUNCATED", `${fileName}: truncated before the data section (starts at byte ${dataOffset}, file is ${bytes.byteLength} bytes)`, {
+  const fileBytes = opts.fileBytes ?? bytes.byteLength;
+  if (tensorCount > 0 && dataOffset > fileBytes) {
+    throw new PrismError("PRISM_GGUF_TRUNCATED", `${fileName}: truncated before the data section (starts at byte ${dataOffset}, file is ${fileBytes} bytes)`, {
       file: fileName,
     });
   }
@@ -303,10 +311,10 @@ export function parseGguf(input: Uint8Array, fileName: string, opts: ParseGgufOp
   const tensorByName = new Map<string, GgufTensorInfo>();
   for (const t of raw) {
     const offset = dataOffset + t.rel;
-    if (offset + t.byteLength > bytes.byteLength) {
+    if (offset + t.byteLength > fileBytes) {
       throw new PrismError(
         "PRISM_GGUF_TRUNCATED",
-        `${fileName}: data of tensor '${t.name}' (bytes ${offset}..${offset + t.byteLength}) extends past the end of the file (${bytes.byteLength} bytes)`,
+        `${fileName}: data of tensor '${t.name}' (bytes ${offset}..${offset + t.byteLength}) extends past the end of the file (${fileBytes} bytes)`,
         { file: fileName, tensor: t.name },
       );
     }
@@ -325,6 +333,41 @@ export function parseGguf(input: Uint8Array, fileName: string, opts: ParseGgufOp
     }
   }
   return { fileName, version, alignment, metadata, metadataTypes, tensors, tensorByName, dataOffset, bytes };
+}
+
+/**
+ * Reads only as much of a GGUF file as its metadata and tensor infos need (growing the read until the parse
+ * gets past them) and parses that: vocabulary, config and tensor shapes without the weights.
+ */
+export function readGgufHeaderSync(path: string, opts: Omit<ParseGgufOptions, "fileBytes"> = {}, firstReadBytes = 4 << 20): GgufFile {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") throw new PrismError("PRISM_FILE_NOT_FOUND", `${path}: no such GGUF file`, { file: path });
+    throw e;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    for (let want = Math.min(size, Math.max(64, firstReadBytes)); ; want = Math.min(size, want * 4)) {
+      const buf = new Uint8Array(want);
+      let got = 0;
+      while (got < want) {
+        const n = readSync(fd, buf, got, want - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      try {
+        return parseGguf(buf.subarray(0, got), path, { ...opts, fileBytes: size });
+      } catch (e) {
+        // a header longer than what was read looks truncated: read more, unless this was the whole file
+        if (isPrismError(e) && e.code === "PRISM_GGUF_TRUNCATED" && got < size) continue;
+        throw e;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Reads and parses a GGUF file; PRISM_FILE_NOT_FOUND when it does not exist. */
