@@ -2,7 +2,12 @@
  * The per-device scheduler: one instance per device, shared verbatim by the server (DeviceLoop,
  * real clock, real executor) and the simulator (virtual clock, cost model). It is synchronous and
  * never awaits; a driver repeatedly asks `nextAction(now)` and reports back with `completeStep` /
- * `failStep` / `completeLoad` / `failLoad`. Exactly one action is outstanding at a time.
+ * `failStep` / `completeLoad` / `failLoad`. At most one step and one weight load are outstanding;
+ * without `overlapLoads` at most one action in all (a load stalls the device). With it, the driver
+ * asks again while a load runs (`acceptsAction`), so the co-located models keep stepping while the
+ * weights copy (a GPU's DMA engine beside its compute): the loading model's weights are allocated
+ * before the load starts, its requests wait until it is resident, the KV room its queue head needs
+ * is kept from less urgent admissions, and it is never an eviction victim (not resident).
  *
  * THE INVARIANT (everything else follows from it):
  *   Every accepted request is in exactly one place — a model queue (holding no KV blocks), the
@@ -19,7 +24,8 @@
  *   1. promote requests whose slack ran out (or fail them, with abortUnreachable);
  *   2. unloads: requested by the layer above, or keep-alive expiry of idle unpinned models;
  *   3. activation wished by the previous call's admission (load, or evict to make room), then
- *      loads requested by the layer above;
+ *      loads requested by the layer above; with overlapLoads, the activation of the most urgent
+ *      queue's model right away (so the step planned next already runs beside the copy);
  *   4. a step: decodes first (one token each, growing block tables, preempting under pressure),
  *      then prefill chunks of admitted requests, then admission of new requests by priority while
  *      the token budget lasts (a model just activated admits its head first, so every activation
@@ -66,8 +72,6 @@ const FINISHED_STOP: RequestOutcome = Object.freeze({ kind: "finished", reason: 
 const FINISHED_LENGTH: RequestOutcome = Object.freeze({ kind: "finished", reason: "length" });
 const CANCELLED: RequestOutcome = Object.freeze({ kind: "cancelled" });
 
-type Outstanding = "none" | "step" | "load";
-
 class MutablePlan implements StepPlan {
   deviceId: DeviceId;
   stepIndex: number;
@@ -100,8 +104,11 @@ export class DeviceScheduler {
   private numQueuedTotal = 0;
   private tieSeq = 0;
 
-  private outstanding: Outstanding = "none";
+  private stepOutstanding = false;
+  /** The model whose weights are being copied (a load outstanding), or null. */
   private loadingModel: ModelEntry | null = null;
+  /** KV pages kept free during this admission pass for a loading model's more urgent queue head. */
+  private reservedKvPages = 0;
   /** Inside completeStep / failStep (sinks may re-enter submit / cancel, never nextAction). */
   private applying = false;
   private readonly plan: MutablePlan;
@@ -315,8 +322,8 @@ export class DeviceScheduler {
   // ==== the step protocol =========================================================================
 
   nextAction(nowMs: number): DeviceAction {
-    if (this.outstanding !== "none" || this.applying) {
-      throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: nextAction while a ${this.outstanding} is outstanding`);
+    if (!this.acceptsAction) {
+      throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: nextAction while a ${this.stepOutstanding ? "step" : this.applying ? "result" : "load"} is outstanding`);
     }
     this.promoteLate(nowMs);
     const unload = this.pendingUnload(nowMs);
@@ -341,6 +348,15 @@ export class DeviceScheduler {
         if (a !== null) return a;
       }
     }
+    if (this.config.overlapLoads && this.loadingModel === null && this.numQueuedTotal > 0) {
+      // Start the copy before planning the step, so that step already runs beside it (admission's
+      // wish would start it only after the step, which is right when a load stalls the device).
+      const urgent = this.mostUrgentQueue(nowMs);
+      if (urgent !== null && urgent.residency.kind === "absent") {
+        const a = this.tryActivate(urgent, nowMs, false);
+        if (a !== null) return a;
+      }
+    }
 
     // Each pass either returns or fails at least one queued request, so this terminates.
     for (;;) {
@@ -353,11 +369,11 @@ export class DeviceScheduler {
   }
 
   completeStep(result: StepResult, nowMs: number): void {
-    if (this.outstanding !== "step") throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: completeStep without a step outstanding`);
+    if (!this.stepOutstanding) throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: completeStep without a step outstanding`);
     if (result.stepIndex !== this.plan.stepIndex) {
       throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: result of step ${result.stepIndex}, expected ${this.plan.stepIndex}`);
     }
-    this.outstanding = "none";
+    this.stepOutstanding = false;
     this.applying = true;
     try {
       const sampled = result.sampled;
@@ -400,8 +416,8 @@ export class DeviceScheduler {
 
   /** The executor failed the whole step: its requests fail with `error` (cancelled ones cancel). */
   failStep(error: unknown, nowMs: number): void {
-    if (this.outstanding !== "step") throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: failStep without a step outstanding`);
-    this.outstanding = "none";
+    if (!this.stepOutstanding) throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: failStep without a step outstanding`);
+    this.stepOutstanding = false;
     const perr = asPrismError(error);
     this.applying = true;
     try {
@@ -420,11 +436,10 @@ export class DeviceScheduler {
 
   completeLoad(modelId: ModelId, durationMs: number, nowMs: number): void {
     const m = this.loadingModel;
-    if (this.outstanding !== "load" || m === null || m.id !== modelId) {
+    if (m === null || m.id !== modelId || this.applying) {
       throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: completeLoad(${modelId}) without that load outstanding`);
     }
     if (m.residency.kind !== "loading") throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: ${modelId} is ${m.residency.kind}, not loading`);
-    this.outstanding = "none";
     this.loadingModel = null;
     m.residency = { kind: "resident", sinceMs: nowMs, byteOffset: m.residency.byteOffset };
     m.freshlyActivated = m.queue.size > 0;
@@ -442,10 +457,9 @@ export class DeviceScheduler {
   /** The weights could not be copied: the model's queued requests fail with `error`. */
   failLoad(modelId: ModelId, error: unknown, nowMs: number): void {
     const m = this.loadingModel;
-    if (this.outstanding !== "load" || m === null || m.id !== modelId) {
+    if (m === null || m.id !== modelId || this.applying) {
       throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: failLoad(${modelId}) without that load outstanding`);
     }
-    this.outstanding = "none";
     this.loadingModel = null;
     this.memory.freeWeights(m.id);
     m.residency = ABSENT;
@@ -467,7 +481,20 @@ export class DeviceScheduler {
 
   /** True when nothing is queued, running or outstanding. */
   get isQuiescent(): boolean {
-    return this.numQueuedTotal === 0 && this.numRunningTotal === 0 && this.outstanding === "none";
+    return this.numQueuedTotal === 0 && this.numRunningTotal === 0 && !this.stepOutstanding && this.loadingModel === null;
+  }
+
+  /**
+   * nextAction may be called now: no step outstanding (nor its result being applied), and no load
+   * outstanding unless overlapLoads. Drivers ask this rather than tracking the rule themselves.
+   */
+  get acceptsAction(): boolean {
+    return !this.stepOutstanding && !this.applying && (this.loadingModel === null || this.config.overlapLoads);
+  }
+
+  /** A weight load is outstanding (its completeLoad / failLoad has not come yet). */
+  get isLoading(): boolean {
+    return this.loadingModel !== null;
   }
 
   residency(modelId: ModelId): "absent" | "loading" | "resident" {
@@ -524,7 +551,7 @@ export class DeviceScheduler {
 
     if (this.planned.length === 0) return false;
     this.plan.stepIndex++;
-    this.outstanding = "step";
+    this.stepOutstanding = true;
     return true;
   }
 
@@ -550,6 +577,7 @@ export class DeviceScheduler {
     const models = this.models;
     this.activationWish = null;
     this.memoryWish = null;
+    this.reservedKvPages = 0;
     for (const m of models) if (m !== null) m.skipInPass = false;
     // A model just activated for its queue head admits that head first, even if another queue's
     // head has become more urgent meanwhile (slack turning late): every activation serves at least
@@ -574,6 +602,13 @@ export class DeviceScheduler {
         if (best === null || headBefore(m.queue, best.queue)) best = m;
       }
       if (best === null) return;
+      if (best.residency.kind === "loading") {
+        // Its requests wait for the load (overlapLoads); less urgent heads go on, leaving the KV
+        // room its head needs (the room tryActivate checked), so the activation still serves it.
+        best.skipInPass = true;
+        this.reservedKvPages = this.headKvPages(best, nowMs);
+        continue;
+      }
       if (best.residency.kind !== "resident") {
         // Head-of-line: the most urgent request waits for its model's activation.
         this.activationWish = best;
@@ -581,6 +616,18 @@ export class DeviceScheduler {
       }
       if (this.admitHead(best, nowMs) === "stop") return;
     }
+  }
+
+  /** The model whose queue head admission would consider first (ignoring the step's budget), or null. */
+  private mostUrgentQueue(nowMs: number): ModelEntry | null {
+    let best: ModelEntry | null = null;
+    for (const m of this.models) {
+      if (m === null || m.queue.size === 0) continue;
+      if (m.residency.kind === "resident" && m.numRunning >= m.serving.maxRunning) continue;
+      m.queue.refreshHead(nowMs);
+      if (best === null || headBefore(m.queue, best.queue)) best = m;
+    }
+    return best;
   }
 
   /**
@@ -600,6 +647,11 @@ export class DeviceScheduler {
       this.numQueuedTotal--;
       this.finish(r, { kind: "failed", error: tooLarge(r, m) }, nowMs, -1);
       return "skipped";
+    }
+    if (this.reservedKvPages > 0 && this.memory.freeKvPages() - Math.ceil(needBlocks / space.blocksPerPage) < this.reservedKvPages) {
+      // Kept for a more urgent loading model's head (counted as if every block needed a new page):
+      // wait for its load; no eviction, no failure.
+      return "stop";
     }
     r.ensureBlockCapacity(needBlocks);
     if (space.availableBlocks() < needBlocks || !space.allocInto(allocBlocks, r.blocks, 0)) {
@@ -831,11 +883,11 @@ export class DeviceScheduler {
       if (manual) m.loadRequested = false;
       return null;
     }
+    // One load at a time (overlapLoads): the next one waits for it, evicting nothing meanwhile.
+    if (this.loadingModel !== null) return null;
     // Weights plus KV room for the request that wants them (KV may not map into the headroom), so an
     // activation never leaves the model unable to run its first request.
-    const head = m.queue.refreshHead(nowMs);
-    const kvBlocks = head === null ? 1 : this.blocksFor(Math.min(head.numTokens + 1, head.numPromptTokens + head.maxOutputTokens));
-    const needPages = m.weightPages + this.headroomPages + Math.ceil(kvBlocks / m.space.blocksPerPage);
+    const needPages = m.weightPages + this.headroomPages + this.headKvPages(m, nowMs);
     if (this.memory.maxWeightBytes() >= needPages * this.pageBytes) {
       const region = this.memory.allocWeights(m.id, m.profile.weightBytes);
       this.memoryEpoch++;
@@ -843,7 +895,6 @@ export class DeviceScheduler {
         if (this.activationWish === m) this.activationWish = null;
         m.loadRequested = false;
         m.residency = { kind: "loading", startedMs: nowMs, byteOffset: region.byteOffset };
-        this.outstanding = "load";
         this.loadingModel = m;
         return { kind: "load", modelId: m.id, byteOffset: region.byteOffset, weightBytes: m.profile.weightBytes };
       }
@@ -877,7 +928,8 @@ export class DeviceScheduler {
       return wished.queue.size === 0 ? "retry" : null;
     }
     const m = this.memoryWish;
-    if (m !== null && this.numRunningTotal === 0) {
+    // With a load outstanding, its completion changes what fits: wait for it rather than fail.
+    if (m !== null && this.numRunningTotal === 0 && this.loadingModel === null) {
       // Nothing runs, yet the most urgent request does not fit: only resident weights stand in the
       // way. Evict (its queue head is the most urgent request on the device, so tier 2 is fair).
       const victim = pickEvictionVictim(this.models, m, true, nowMs);
@@ -914,6 +966,13 @@ export class DeviceScheduler {
   }
 
   // ==== helpers ====================================================================================
+
+  /** KV pages the head of m's queue needs to start (one page for a manual load with nothing queued). */
+  private headKvPages(m: ModelEntry, nowMs: number): number {
+    const head = m.queue.refreshHead(nowMs);
+    const kvBlocks = head === null ? 1 : this.blocksFor(Math.min(head.numTokens + 1, head.numPromptTokens + head.maxOutputTokens));
+    return Math.ceil(kvBlocks / m.space.blocksPerPage);
+  }
 
   private blocksFor(numTokens: number): number {
     return Math.ceil(numTokens / this.config.blockTokens);

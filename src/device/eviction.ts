@@ -3,7 +3,9 @@
  * functions of (models, now); the scheduler applies the choice.
  *
  * Never evicted: pinned models, models with a request running (prefilling/decoding: "in flight"),
- * the model being served. Candidates, least valuable first:
+ * models not resident (a load in flight), the model being served, and a model just activated for
+ * its queue head until it admitted that head (every activation serves at least one request).
+ * Candidates, least valuable first:
  *   tier 1: idle (nothing queued, nothing running);
  *   tier 2: only queued requests, and only when the caller serves a request more urgent than all of
  *           them (the device-wide queue head). Without tier 2, a steady stream to a resident model
@@ -16,6 +18,7 @@ import type { ModelEntry } from "./model-entry.ts";
 
 export function evictionTier(m: ModelEntry, forModel: ModelEntry, allowQueued: boolean): 0 | 1 | 2 {
   if (m === forModel || m.pinned || m.residency.kind !== "resident" || m.numRunning > 0) return 0;
+  if (m.freshlyActivated && m.queue.size > 0) return 0;
   if (m.queue.size === 0) return 1;
   return allowQueued ? 2 : 0;
 }

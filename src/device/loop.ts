@@ -4,6 +4,8 @@
  *
  *   nextAction → step:   await executor.execute(plan)      → completeStep / failStep
  *              → load:   await executor.loadWeights(...)   → completeLoad / failLoad
+ *                        (overlapLoads: not awaited; the loop asks for steps meanwhile, and the
+ *                        load's settlement reports back and wakes the loop)
  *              → unload: executor.unloadWeights(modelId)   (memory already freed by the scheduler)
  *              → idle:   wait for the scheduler's wake signal or wakeAtMs
  *   and between actions, yield through host.defer so sockets and timers run (a fast executor
@@ -14,6 +16,7 @@
  * executor (moveWeights); they fire inside nextAction (allocWeights), i.e. between steps.
  */
 import type { Clock } from "../core/clock.ts";
+import type { ModelId } from "../core/ids.ts";
 import type { Executor } from "../core/records.ts";
 import type { DeviceMemoryApi } from "../memory/types.ts";
 import type { DeviceScheduler } from "./device-scheduler.ts";
@@ -49,6 +52,11 @@ export class DeviceLoop {
   private idleWaiters: (() => void)[] = [];
   private isIdleNow = false;
   private donePromise: Promise<void> | null = null;
+  /** A background load (overlapLoads) has not reported back yet. */
+  private loadRunning = false;
+  /** The last background load, settled after its completeLoad / failLoad ran (awaited at stop). */
+  private lastLoad: Promise<void> = Promise.resolve();
+  private loopError: { readonly error: unknown } | null = null;
 
   constructor(opts: DeviceLoopOptions) {
     this.sched = opts.scheduler;
@@ -71,14 +79,14 @@ export class DeviceLoop {
     return this.donePromise ?? Promise.resolve();
   }
 
-  /** Finish the outstanding action, then stop (queued requests stay in the scheduler). */
+  /** Finish the outstanding actions (a background load too), then stop (queued requests stay in the scheduler). */
   async stop(): Promise<void> {
     this.stopping = true;
     this.signal();
     await this.done;
   }
 
-  /** Resolves the next time the loop has nothing to do (tests, graceful drain). */
+  /** Resolves the next time the loop has nothing to do, no load running either (tests, graceful drain). */
   whenIdle(): Promise<void> {
     if (this.isIdleNow && !this.workSignalled) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -112,6 +120,12 @@ export class DeviceLoop {
             break;
           }
           case "load": {
+            if (this.sched.config.overlapLoads) {
+              // Set before the call: a load that fails synchronously has reported back when it returns.
+              this.loadRunning = true;
+              this.lastLoad = this.loadInBackground(action.modelId, action.byteOffset);
+              break;
+            }
             let r;
             try {
               r = await this.executor.loadWeights(action.modelId, action.byteOffset);
@@ -134,20 +148,51 @@ export class DeviceLoop {
           }
         }
         await new Promise<void>((resolve) => this.host.defer(resolve));
+        if (this.loopError !== null) throw this.loopError.error;
       }
+      await this.lastLoad;
+      if (this.loopError !== null) throw this.loopError.error;
     } catch (e) {
       this.stopping = true;
       this.releaseIdleWaiters();
+      await this.lastLoad;
       if (this.onError !== null) this.onError(e);
       else throw e;
     }
     this.releaseIdleWaiters();
   }
 
+  /**
+   * overlapLoads: copy the weights while the loop goes on planning steps; report the outcome to the
+   * scheduler when it settles (between the loop's synchronous sections: the scheduler accepts
+   * completeLoad while a step is outstanding), then wake the loop.
+   */
+  private async loadInBackground(modelId: ModelId, byteOffset: number): Promise<void> {
+    try {
+      let r;
+      try {
+        r = await this.executor.loadWeights(modelId, byteOffset);
+      } catch (e) {
+        this.sched.failLoad(modelId, e, this.clock.nowMs());
+        return;
+      }
+      this.sched.completeLoad(modelId, r.durationMs, this.clock.nowMs());
+    } catch (e) {
+      // A broken invariant: stop the loop the way a synchronous one would.
+      this.loopError = { error: e };
+      this.stopping = true;
+    } finally {
+      this.loadRunning = false;
+      this.signal();
+    }
+  }
+
   private waitForWork(wakeAtMs: number | null): Promise<void> {
     if (this.workSignalled || this.stopping) return Promise.resolve();
-    this.isIdleNow = true;
-    this.releaseIdleWaiters();
+    if (!this.loadRunning) {
+      this.isIdleNow = true;
+      this.releaseIdleWaiters();
+    }
     return new Promise<void>((resolve) => {
       let cancelTimer: (() => void) | null = null;
       this.wakeWaiter = () => {

@@ -39,6 +39,12 @@ export interface DeviceSchedulerConfig {
   readonly rekeyTolerance: number;
   /** Fail queued requests that can no longer meet their TTFT SLO (PRISM_SLO_UNREACHABLE). */
   readonly abortUnreachable: boolean;
+  /**
+   * Steps of the other models go on while a model's weights load (at most one load at a time). Only
+   * for executors whose loadWeights really runs beside execute (a GPU's copy engine); with a
+   * synchronous load (the embedded CPU engine copies on the calling thread) nothing overlaps.
+   */
+  readonly overlapLoads: boolean;
 }
 
 /** How one model is served on this device (from the placement / model catalog). */
@@ -120,7 +126,10 @@ export interface SubmitRequest {
 /** "busy": a queue bound was hit (retry elsewhere / later); a PrismError: the request is invalid here. */
 export type SubmitResult = "accepted" | "busy" | PrismError;
 
-/** What the driver must do next. Exactly one action is outstanding at a time. */
+/**
+ * What the driver must do next. At most one step and one load are outstanding; without overlapLoads,
+ * one action in all (DeviceScheduler.acceptsAction says when to ask again).
+ */
 export type DeviceAction =
   | { readonly kind: "step"; readonly plan: StepPlan }
   /** Copy weights (executor.loadWeights), then call completeLoad / failLoad. */

@@ -9,10 +9,11 @@
  *   STEP_DONE(device) → LOAD_DONE(device, model) → ARRIVAL(request) → TICK → DEFER → SAMPLE → WAKE(device, gen) → KICK(device)
  * (DEFER runs work the global scheduler must not do inside a device's result sink, FIFO.)
  *
- * Per device: when nothing is outstanding and work may exist (wake listener, a completion, a wake
- * timer), ask nextAction(now):
+ * Per device: when the scheduler accepts an action (no step outstanding; no load either unless
+ * overlapLoads) and work may exist (wake listener, a completion, a wake timer), ask nextAction(now):
  *   step   → duration = cost model; STEP_DONE at now + duration (the result is computed now)
- *   load   → LOAD_DONE at now + the model's activation time
+ *   load   → LOAD_DONE at now + the model's activation time; with overlapLoads, ask again at once
+ *            (the other models step during the copy; a LOAD_DONE during a step only reports back)
  *   unload → relay to the executor and the cluster driver, ask again
  *   idle   → WAKE at wakeAtMs (stale wakes are dropped by a generation counter)
  * The hot loop allocates nothing per event besides what the schedulers themselves allocate.
@@ -183,10 +184,15 @@ export const GPU_DEVICE_SCHEDULER_DEFAULTS: Partial<DeviceSchedulerConfig> = Obj
   blockTokens: 16,
   maxQueuedPerModel: 1 << 20,
   maxQueuedTotal: 1 << 22,
+  // One engine's weights copy (PCIe DMA) while the co-located engines compute.
+  overlapLoads: true,
 });
 
 interface DevState {
-  busy: boolean;
+  /** A step is outstanding (its STEP_DONE is queued). */
+  stepBusy: boolean;
+  /** A load is outstanding (its LOAD_DONE is queued). */
+  loadBusy: boolean;
   kicked: boolean;
   wakeGen: number;
   loadModel: ModelId | null;
@@ -254,7 +260,7 @@ export class Simulator implements RequestSink {
       const executor = new CostModelExecutor(opts.costModel);
       const dev: SimDevice = { index: d, id, scheduler, memory, executor };
       this.devices.push(dev);
-      this.st.push({ busy: false, kicked: false, wakeGen: 0, loadModel: null, loadModelIndex: -1, loadMs: 0, result: null });
+      this.st.push({ stepBusy: false, loadBusy: false, kicked: false, wakeGen: 0, loadModel: null, loadModelIndex: -1, loadMs: 0, result: null });
       scheduler.setWakeListener(() => this.kick(d));
       this.openSpan.push(new Array<ResidencySpanRec | null>(opts.models.length).fill(null));
     }
@@ -307,7 +313,7 @@ export class Simulator implements RequestSink {
           const s = this.st[a]!;
           const r = s.result!;
           s.result = null;
-          s.busy = false;
+          s.stepBusy = false;
           this.lastProgressMs = tUs / 1000;
           this.devices[a]!.scheduler.completeStep(r, tUs / 1000);
           this.afterCompletion(a);
@@ -317,12 +323,13 @@ export class Simulator implements RequestSink {
           const s = this.st[a]!;
           const m = s.loadModel!;
           s.loadModel = null;
-          s.busy = false;
+          s.loadBusy = false;
           const nowMs = tUs / 1000;
           this.lastProgressMs = nowMs;
           this.devices[a]!.scheduler.completeLoad(m, s.loadMs, nowMs);
           driver.onLoaded?.(a, m, nowMs);
-          this.afterCompletion(a);
+          // During a step (overlapLoads) the step's completion plans next.
+          if (!s.stepBusy) this.afterCompletion(a);
           break;
         }
         case EV_ARRIVAL: {
@@ -358,13 +365,13 @@ export class Simulator implements RequestSink {
         }
         case EV_WAKE: {
           const s = this.st[a]!;
-          if (q.popB === s.wakeGen && !s.busy) this.drive(a);
+          if (q.popB === s.wakeGen && this.devices[a]!.scheduler.acceptsAction) this.drive(a);
           break;
         }
         case EV_KICK: {
           const s = this.st[a]!;
           s.kicked = false;
-          if (!s.busy) this.drive(a);
+          if (this.devices[a]!.scheduler.acceptsAction) this.drive(a);
           break;
         }
         default:
@@ -471,13 +478,13 @@ export class Simulator implements RequestSink {
   }
 
   private allIdle(): boolean {
-    for (const s of this.st) if (s.busy) return false;
+    for (const s of this.st) if (s.stepBusy || s.loadBusy) return false;
     return true;
   }
 
   private kick(d: number): void {
     const s = this.st[d]!;
-    if (s.busy || s.kicked) return;
+    if (s.kicked || !this.devices[d]!.scheduler.acceptsAction) return;
     s.kicked = true;
     this.q.push(this.clock.nowUs(), EV_KICK, d);
   }
@@ -496,7 +503,7 @@ export class Simulator implements RequestSink {
           const r = dev.executor.executeSync(action.plan);
           const ms = r.computeMs;
           s.result = r;
-          s.busy = true;
+          s.stepBusy = true;
           this.busyMs[d]! += this.opts.costModel.lastBusyMs;
           this.numSteps++;
           const onStep = this.opts.onStep;
@@ -507,14 +514,20 @@ export class Simulator implements RequestSink {
         case "load": {
           const mi = this.modelIndexOf.get(action.modelId)!;
           const ms = this.opts.costModel.loadMs(action.modelId);
-          s.busy = true;
+          s.loadBusy = true;
           s.loadModel = action.modelId;
           s.loadModelIndex = mi;
           s.loadMs = ms;
           this.openResidency(d, mi, nowMs);
           this.opts.driver.onLoadStart?.(d, action.modelId, nowMs);
           this.q.push(nowUs + ms * 1000, EV_LOAD_DONE, d, mi);
-          return;
+          if (!sched.acceptsAction) return;
+          // overlapLoads: like the DeviceLoop, which yields a macrotask before it asks again.
+          if (this.deferredHead < this.deferred.length) {
+            this.kick(d);
+            return;
+          }
+          continue;
         }
         case "unload": {
           dev.executor.unloadWeights(action.modelId);
