@@ -43,7 +43,7 @@ const wasm2 = await createParallelKernels(rig.wasm, rig.memory, { helperThreads:
 const ts2 = await createParallelKernels(rig.ts, rig.memory, { helperThreads: 1, minMacs: 0 });
 const rng = new SeededRng(1);
 
-const TYPES: [string, number][] = [["f32", WType.F32], ["f16", WType.F16], ["q8_0", WType.Q8_0]];
+const TYPES: [string, number][] = [["f32", WType.F32], ["f16", WType.F16], ["q8_0", WType.Q8_0_R4]];
 const SHAPES: [string, number, number][] = [["768x288 (ffn up)", 288, 768], ["288x768 (ffn down)", 768, 288], ["32000x288 (cls)", 288, 32000]];
 const BATCHES = [1, 8, 32];
 

@@ -10,6 +10,8 @@ import { llamaConfigFromGguf } from "../../src/engine/model/config.ts";
 import { generateRandomModel } from "../../src/engine/model/generate.ts";
 import { parseShape, SHAPES } from "../../src/engine/model/shapes.ts";
 import { copyWeights, planWeightLayout, WEIGHT_ALIGN_BYTES } from "../../src/engine/model/weights.ts";
+import { WType } from "../../src/engine/kernels/types.ts";
+import { r4ScaleOffset, r4ValueOffset } from "../../src/engine/kernels/q8-layout.ts";
 import { forcedLogits, makeEngine, maxAbsDiff, pseudoRandomTokens, sharedFile, usedBlocks, type EngineHarness } from "./executor-harness.ts";
 
 const MODELS: [string, () => Uint8Array][] = [
@@ -104,7 +106,7 @@ test("StepResult.sampled is in plan order across model groups", async () => {
   assert.equal(usedBlocks(h), 0);
 });
 
-test("weight layout: aligned slots, raw bytes copied as-is, quantised tensors stay quantised", () => {
+test("weight layout: aligned slots, raw bytes copied as-is, Q8_0 matrices regrouped into Q8_0_R4 (same bytes, permuted)", () => {
   const bytes = generateRandomModel({ shape: SHAPES.tiny!, dtype: "q8_0", seed: 9 });
   const gguf = parseGguf(bytes, "tiny-q8");
   const cfg = llamaConfigFromGguf(gguf);
@@ -118,15 +120,34 @@ test("weight layout: aligned slots, raw bytes copied as-is, quantised tensors st
     end = slot.offset + slot.byteLength;
   }
   assert.ok(end <= layout.bytes);
-  assert.equal(layout.tensors.get("blk.0.attn_q.weight")!.type, GgmlType.Q8_0);
+  assert.equal(layout.tensors.get("blk.0.attn_q.weight")!.source.type, GgmlType.Q8_0);
+  assert.equal(layout.tensors.get("blk.0.attn_q.weight")!.type, WType.Q8_0_R4);
   assert.equal(layout.tensors.get("blk.0.attn_norm.weight")!.type, GgmlType.F32);
   const memory = new WebAssembly.Memory({ initial: 4 });
   copyWeights(memory, 4096, layout, gguf);
   const mem = new Uint8Array(memory.buffer);
+  let repacked = 0;
   for (const slot of layout.tensors.values()) {
-    const src = bytes.subarray(slot.source.offset, slot.source.offset + slot.byteLength);
-    assert.deepEqual(mem.subarray(4096 + slot.offset, 4096 + slot.offset + slot.byteLength), src);
+    const src = bytes.subarray(slot.source.offset, slot.source.offset + slot.source.byteLength);
+    const got = mem.subarray(4096 + slot.offset, 4096 + slot.offset + slot.byteLength);
+    if (slot.type === WType.Q8_0_R4) {
+      // Every byte lands where q8-layout.ts says: scales and values of each row and block.
+      const [dim, rows] = slot.dims as [number, number];
+      assert.equal(slot.byteLength, src.byteLength, "rows are a multiple of 4: no padding");
+      for (let r = 0; r < rows; r++) {
+        for (let b = 0; b < dim / 32; b++) {
+          const block = r * (dim / 32) * 34 + b * 34;
+          assert.equal(got[r4ScaleOffset(dim, r, b)], src[block]);
+          assert.equal(got[r4ScaleOffset(dim, r, b) + 1], src[block + 1]);
+          for (let i = 0; i < 32; i++) assert.equal(got[r4ValueOffset(dim, r, b * 32 + i)], src[block + 2 + i]);
+        }
+      }
+      repacked++;
+      continue;
+    }
+    assert.deepEqual(got, src);
   }
+  assert.equal(repacked, 1 + 7 * cfg.numLayers, "token_embd and the 7 matrices of each layer");
   assert.throws(() => copyWeights(memory, 8, layout, gguf), { code: "PRISM_INTERNAL" });
   assert.throws(() => copyWeights(memory, memory.buffer.byteLength - 64, layout, gguf), { code: "PRISM_INTERNAL" });
 });

@@ -3,10 +3,10 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { WType, KERNEL_RESERVED_BYTES, weightRowBytes, type Kernels } from "../../src/engine/kernels/types.ts";
+import { WType, KERNEL_RESERVED_BYTES, q8ActivationBytes, repackQ8_0x4, weightMatrixBytes, type Kernels } from "../../src/engine/kernels/types.ts";
 import { SeededRng } from "../../src/core/rng.ts";
-import { quantizeActivationsQ8 } from "../../src/engine/kernels/f16.ts";
-import { close, makeKernelRig, matrixBytes, randomFloats, readMatrix, writeMatrix, type KernelRig } from "./fixtures/kernel-fixtures.ts";
+import { quantizeActivationsQ8, quantizeQ8_0 } from "../../src/engine/kernels/f16.ts";
+import { close, makeKernelRig, matrixBytes, plainHalf, randomFloats, readMatrix, writeMatrix, type KernelRig } from "./fixtures/kernel-fixtures.ts";
 
 let rig: KernelRig;
 before(async () => {
@@ -15,7 +15,7 @@ before(async () => {
 
 const both = (): Kernels[] => [rig.wasm, rig.ts];
 const SENTINEL = 12345.5;
-const TYPES = [WType.F32, WType.F16, WType.Q8_0] as const;
+const TYPES = [WType.F32, WType.F16, WType.Q8_0_R4] as const;
 
 test("KERNEL_RESERVED_BYTES is 1 MiB and the wasm kernels bind to shared and unshared memories", async () => {
   assert.equal(KERNEL_RESERVED_BYTES, 1 << 20);
@@ -23,8 +23,9 @@ test("KERNEL_RESERVED_BYTES is 1 MiB and the wasm kernels bind to shared and uns
   assert.equal(rig.ts.name, "ts");
   const unshared = await makeKernelRig(4 << 20, false);
   assert.equal(unshared.wasm.name, "wasm");
-  assert.equal(weightRowBytes(WType.Q8_0, 64), 68);
-  assert.equal(weightRowBytes(WType.F16, 10), 20);
+  assert.equal(weightMatrixBytes(WType.Q8_0_R4, 5, 64), 2 * 2 * 136); // 5 rows → 2 groups of 4 (one padded)
+  assert.equal(weightMatrixBytes(WType.Q8_0_R4, 8, 64), 8 * 68); // = the GGUF Q8_0 size
+  assert.equal(weightMatrixBytes(WType.F16, 3, 10), 60);
 });
 
 function checkMatmul(wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number, seed: number): void {
@@ -38,7 +39,7 @@ function checkMatmul(wType: number, numRows: number, inDim: number, outDim: numb
   const W = readMatrix(rig, w, wType, outDim, inDim);
   const X = rig.f32().slice(x >> 2, (x >> 2) + numRows * inDim);
   // Q8_0 matmuls multiply Q8_0-quantised activations (as llama.cpp): the reference uses those.
-  if (wType === WType.Q8_0) X.set(quantizedActivations(X, numRows * inDim));
+  if (wType === WType.Q8_0_R4) X.set(quantizedActivations(X, numRows * inDim));
   const results: Float32Array[] = [];
   for (const k of both()) {
     rig.f32().fill(SENTINEL, out >> 2, (out >> 2) + numRows * outDim);
@@ -98,7 +99,7 @@ test("quantizeActivationsQ8: |q| ≤ 127, the block max maps to ±127, error ≤
 
 for (const wType of TYPES) {
   test(`matmul (type ${wType}) matches the reference on odd shapes and column ranges`, () => {
-    const inDimArb = wType === WType.Q8_0 ? fc.integer({ min: 1, max: 5 }).map((k) => k * 32) : fc.integer({ min: 1, max: 77 });
+    const inDimArb = wType === WType.Q8_0_R4 ? fc.integer({ min: 1, max: 5 }).map((k) => k * 32) : fc.integer({ min: 1, max: 77 });
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 11 }), inDimArb, fc.integer({ min: 1, max: 13 }),
@@ -117,10 +118,10 @@ for (const wType of TYPES) {
     checkMatmul(wType, 32, 768, 288, 3, 287, 3);
   });
 
-  if (wType === WType.Q8_0) {
-    test("matmul (type 8) when the quantised x exceeds the kernel's scratch slot (4-row and 1-row tiles)", () => {
-      checkMatmul(wType, 130, 1024, 9, 0, 9, 4); // 130 rows × 1152 B > 120 KiB: 4-row tiles
-      checkMatmul(wType, 5, 28800, 3, 0, 3, 5); // 4 rows × 32.4 KB > 120 KiB: 1-row tiles
+  if (wType === WType.Q8_0_R4) {
+    test("matmul (Q8_0_R4) when the quantised x exceeds the kernel's scratch slot (a slot's worth of rows at a time)", () => {
+      checkMatmul(wType, 130, 1024, 9, 0, 9, 4); // 2176 B per row, 120 KiB slot: passes of 56, 56, 18 rows
+      checkMatmul(wType, 5, 28800, 3, 0, 3, 5); // 61.2 KB per row: passes of 2, 2, 1 rows
     });
   }
 }
@@ -130,8 +131,8 @@ test("matmul is batch-invariant: each row of a batched matmul equals that row co
     fc.integer({ min: 0, max: 1 << 30 }), (wType, numRows, k, outDim, seed) => {
       rig.reset();
       const rng = new SeededRng(seed);
-      // Long rows too (≥ 512 bytes per W row switches the Q8_0 row path).
-      const inDim = wType === WType.Q8_0 ? 32 * k * (seed % 2 === 0 ? 1 : 6) : 29 * k + (seed % 7);
+      // Q8_0_R4: 4-row tiles plus leftover rows; long rows too.
+      const inDim = wType === WType.Q8_0_R4 ? 32 * k * (seed % 2 === 0 ? 1 : 6) : 29 * k + (seed % 7);
       const x = rig.alloc(numRows * inDim * 4), w = rig.alloc(matrixBytes(wType, outDim, inDim));
       const batched = rig.alloc(numRows * outDim * 4), alone = rig.alloc(outDim * 4);
       rig.f32().set(randomFloats(rng, numRows * inDim), x >> 2);
@@ -144,11 +145,60 @@ test("matmul is batch-invariant: each row of a batched matmul equals that row co
     }), { seed: 31, numRuns: 60 });
 });
 
+test("repackQ8_0x4 keeps every scale and value of every row (padding rows zero), following sourceRow", () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 4 }), fc.boolean(), fc.integer({ min: 0, max: 1 << 30 }), (rows, k, reversed, seed) => {
+    const dim = 32 * k;
+    const gguf = new Uint8Array(rows * k * 34);
+    const values = randomFloats(new SeededRng(seed), rows * dim, 3);
+    for (let r = 0; r < rows; r++) quantizeQ8_0(values, r * dim, dim, gguf, r * k * 34);
+    rig.reset();
+    const at = rig.alloc(weightMatrixBytes(WType.Q8_0_R4, rows, dim) + 64);
+    rig.u8().fill(0xee, at, at + weightMatrixBytes(WType.Q8_0_R4, rows, dim) + 64);
+    const sourceRow = (r: number): number => (reversed ? rows - 1 - r : r);
+    repackQ8_0x4(gguf, rows, dim, rig.u8(), at, sourceRow);
+    const got = readMatrix(rig, at, WType.Q8_0_R4, Math.ceil(rows / 4) * 4, dim);
+    const view = new DataView(gguf.buffer);
+    for (let r = 0; r < Math.ceil(rows / 4) * 4; r++) {
+      for (let i = 0; i < dim; i++) {
+        const block = sourceRow(r) * k * 34 + (i >> 5) * 34;
+        const want = r < rows ? plainHalf(view.getUint16(block, true)) * view.getInt8(block + 2 + (i & 31)) : 0;
+        assert.equal(got[r * dim + i], want, `row ${r} value ${i}`);
+      }
+    }
+    assert.equal(rig.u8()[at + weightMatrixBytes(WType.Q8_0_R4, rows, dim)], 0xee, "wrote past the matrix");
+  }), { seed: 12, numRuns: 60 });
+});
+
+test("quantizeQ8 + matmulQ8 equal matmul bit for bit (WASM and TS), and both write the same quantised bytes", () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 21 }), fc.nat(), fc.nat(),
+    fc.integer({ min: 0, max: 1 << 30 }), (numRows, k, outDim, a, b, seed) => {
+      rig.reset();
+      const rng = new SeededRng(seed);
+      const inDim = 32 * k;
+      const lo = a % (outDim + 1);
+      const hi = lo + (b % (outDim - lo + 1));
+      const x = rig.alloc(numRows * inDim * 4), w = rig.alloc(matrixBytes(WType.Q8_0_R4, outDim, inDim));
+      const xqBytes = q8ActivationBytes(numRows, inDim);
+      const xq = [rig.alloc(xqBytes), rig.alloc(xqBytes)];
+      const viaMatmul = rig.alloc(numRows * outDim * 4), viaQ8 = rig.alloc(numRows * outDim * 4);
+      rig.f32().set(randomFloats(rng, numRows * inDim, 5), x >> 2);
+      writeMatrix(rig, w, WType.Q8_0_R4, randomFloats(rng, outDim * inDim), outDim, inDim);
+      both().forEach((kern, i) => kern.quantizeQ8(xq[i]!, x, numRows, inDim));
+      assert.deepEqual(rig.u8().slice(xq[0]!, xq[0]! + xqBytes), rig.u8().slice(xq[1]!, xq[1]! + xqBytes), "quantised bytes");
+      for (const kern of both()) {
+        rig.f32().fill(SENTINEL, viaMatmul >> 2, (viaQ8 >> 2) + numRows * outDim);
+        kern.matmul(viaMatmul, x, w, WType.Q8_0_R4, numRows, inDim, outDim, lo, hi);
+        kern.matmulQ8(viaQ8, xq[0]!, w, numRows, inDim, outDim, lo, hi);
+        assert.deepEqual(rig.f32().slice(viaQ8 >> 2, (viaQ8 >> 2) + numRows * outDim), rig.f32().slice(viaMatmul >> 2, (viaMatmul >> 2) + numRows * outDim), kern.name);
+      }
+    }), { seed: 77, numRuns: 60 });
+});
+
 test("getRow dequantises exactly, identically in WASM and TS", () => {
   fc.assert(fc.property(fc.constantFrom(...TYPES), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 1 << 30 }),
     (wType, rows, k, seed) => {
       rig.reset();
-      const dim = wType === WType.Q8_0 ? k * 32 : k * 13 + (seed % 7);
+      const dim = wType === WType.Q8_0_R4 ? k * 32 : k * 13 + (seed % 7);
       const w = rig.alloc(matrixBytes(wType, rows, dim));
       const out = rig.alloc(dim * 4);
       writeMatrix(rig, w, wType, randomFloats(new SeededRng(seed), rows * dim, 3), rows, dim);

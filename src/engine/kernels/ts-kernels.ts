@@ -1,18 +1,18 @@
 /**
- * Scalar TypeScript kernels: the same math as the WASM kernels (same block structure for Q8_0,
+ * Scalar TypeScript kernels: the same math as the WASM kernels (same block structure for Q8_0_R4,
  * same f16 decode, same rope angles), used to cross-check the WASM build in tests and as the
  * fallback where WebAssembly SIMD is missing. Dot products accumulate in f64 (JS numbers), so
  * results differ from WASM's f32 lanes by rounding only.
  */
 import type { Kernels } from "./types.ts";
 import { F16_TO_F32, quantizeActivationsQ8 } from "./f16.ts";
+import { r4ScaleOffset, r4ValueOffset } from "./q8-layout.ts";
 
 // Local copies of WType values: this module must not import values from types.ts (types.ts
 // re-exports this module, and a value import would make the evaluation order matter).
 const F32 = 0;
 const F16 = 1;
-const Q8_0 = 8;
-const Q8_BLOCK_BYTES = 34;
+const Q8_0_R4 = 108;
 
 type Backing = WebAssembly.Memory | ArrayBuffer | SharedArrayBuffer;
 
@@ -24,11 +24,13 @@ class TsKernels implements Kernels {
   private i32: Int32Array;
   private u32: Uint32Array;
   private u16: Uint16Array;
+  private i16: Int16Array;
+  private u8: Uint8Array;
   private i8: Int8Array;
   /** cos/sin of the current row's rope angles (headDim/2 each), grown on demand. */
   private ropeCos = new Float64Array(64);
   private ropeSin = new Float64Array(64);
-  /** One x row quantised for the Q8_0 matmul (int8 values, per-block scales), grown on demand. */
+  /** One x row quantised for the Q8_0_R4 matmul (integer values, per-block scales), grown on demand. */
   private xq = new Int8Array(0);
   private xd = new Float32Array(0);
 
@@ -39,6 +41,8 @@ class TsKernels implements Kernels {
     this.i32 = new Int32Array(this.buffer);
     this.u32 = new Uint32Array(this.buffer);
     this.u16 = new Uint16Array(this.buffer);
+    this.i16 = new Int16Array(this.buffer);
+    this.u8 = new Uint8Array(this.buffer);
     this.i8 = new Int8Array(this.buffer);
   }
 
@@ -50,6 +54,8 @@ class TsKernels implements Kernels {
     this.i32 = new Int32Array(this.buffer);
     this.u32 = new Uint32Array(this.buffer);
     this.u16 = new Uint16Array(this.buffer);
+    this.i16 = new Int16Array(this.buffer);
+    this.u8 = new Uint8Array(this.buffer);
     this.i8 = new Int8Array(this.buffer);
   }
 
@@ -59,8 +65,9 @@ class TsKernels implements Kernels {
     for (let r = 0; r < numRows; r++) {
       const xBase = (xPtr >> 2) + r * inDim;
       const outBase = (outPtr >> 2) + r * outDim;
-      if (wType === Q8_0) {
-        this.quantizeRow(xBase, inDim);
+      if (wType === Q8_0_R4) {
+        this.growRow(inDim);
+        quantizeActivationsQ8(f32, xBase, inDim, this.xq, 0, this.xd, 0);
         for (let o = oStart; o < oEnd; o++) f32[outBase + o] = this.dotQ8(wPtr, o, inDim);
       } else {
         for (let o = oStart; o < oEnd; o++) f32[outBase + o] = this.dotRow(xBase, wPtr, wType, o, inDim);
@@ -68,31 +75,59 @@ class TsKernels implements Kernels {
     }
   }
 
-  private quantizeRow(xBase: number, inDim: number): void {
-    if (this.xq.length < inDim) {
-      this.xq = new Int8Array(inDim);
-      this.xd = new Float32Array(inDim >> 5);
+  quantizeQ8(xqPtr: number, xPtr: number, numRows: number, inDim: number): void {
+    this.sync();
+    const nb = inDim >> 5;
+    this.growRow(inDim);
+    const i16 = this.i16;
+    const f32 = this.f32;
+    const scales = (xqPtr >> 2) + ((numRows * inDim) >> 1);
+    for (let r = 0; r < numRows; r++) {
+      quantizeActivationsQ8(f32, (xPtr >> 2) + r * inDim, inDim, this.xq, 0, this.xd, 0);
+      i16.set(this.xq.subarray(0, inDim), (xqPtr >> 1) + r * inDim);
+      f32.set(this.xd.subarray(0, nb), scales + r * nb);
     }
-    quantizeActivationsQ8(this.f32, xBase, inDim, this.xq, 0, this.xd, 0);
+  }
+
+  matmulQ8(outPtr: number, xqPtr: number, wPtr: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void {
+    this.sync();
+    const nb = inDim >> 5;
+    this.growRow(inDim);
+    const i16 = this.i16;
+    const f32 = this.f32;
+    const scales = (xqPtr >> 2) + ((numRows * inDim) >> 1);
+    for (let r = 0; r < numRows; r++) {
+      for (let i = 0; i < inDim; i++) this.xq[i] = i16[(xqPtr >> 1) + r * inDim + i]!;
+      for (let b = 0; b < nb; b++) this.xd[b] = f32[scales + r * nb + b]!;
+      const outBase = (outPtr >> 2) + r * outDim;
+      for (let o = oStart; o < oEnd; o++) f32[outBase + o] = this.dotQ8(wPtr, o, inDim);
+    }
+  }
+
+  private growRow(inDim: number): void {
+    if (this.xq.length >= inDim) return;
+    this.xq = new Int8Array(inDim);
+    this.xd = new Float32Array(inDim >> 5);
   }
 
   /**
-   * Q8_0 × Q8_0 like the WASM kernel (and llama.cpp): the x row was quantised per 32-block by
-   * quantizeRow; each block's integer dot product is scaled by f32(dx · dw).
+   * Q8_0 × Q8_0 like the WASM kernel (and llama.cpp): the x row in xq/xd was quantised per
+   * 32-block; each block's integer dot product with W row o is scaled by f32(dx · dw).
    */
   private dotQ8(wPtr: number, o: number, inDim: number): number {
-    const u16 = this.u16;
+    const u8 = this.u8;
     const i8 = this.i8;
     const xq = this.xq;
-    const numBlocks = inDim >> 5;
-    let blockPtr = wPtr + o * numBlocks * Q8_BLOCK_BYTES;
+    const nb = inDim >> 5;
     let sum = 0;
-    for (let b = 0; b < numBlocks; b++, blockPtr += Q8_BLOCK_BYTES) {
-      const q = blockPtr + 2;
+    for (let b = 0; b < nb; b++) {
+      const sAt = wPtr + r4ScaleOffset(inDim, o, b);
+      const q = wPtr + r4ValueOffset(inDim, o, b << 5);
       const x = b << 5;
       let isum = 0;
-      for (let i = 0; i < 32; i++) isum += i8[q + i]! * xq[x + i]!;
-      sum += isum * Math.fround(this.xd[b]! * F16_TO_F32[u16[blockPtr >> 1]!]!);
+      // Row o's values of block b: k-pair p at q + 8p (two bytes).
+      for (let p = 0; p < 16; p++) isum += i8[q + 8 * p]! * xq[x + 2 * p]! + i8[q + 8 * p + 1]! * xq[x + 2 * p + 1]!;
+      sum += isum * Math.fround(this.xd[b]! * F16_TO_F32[u8[sAt]! | (u8[sAt + 1]! << 8)]!);
     }
     return sum;
   }
@@ -196,12 +231,11 @@ class TsKernels implements Kernels {
     } else if (wType === F16) {
       const w = (wPtr >> 1) + row * dim;
       for (let i = 0; i < dim; i++) f32[out + i] = F16_TO_F32[this.u16[w + i]!]!;
-    } else if (wType === Q8_0) {
-      const numBlocks = dim >> 5;
-      let blockPtr = wPtr + row * numBlocks * Q8_BLOCK_BYTES;
-      for (let b = 0; b < numBlocks; b++, blockPtr += Q8_BLOCK_BYTES) {
-        const d = F16_TO_F32[this.u16[blockPtr >> 1]!]!;
-        for (let i = 0; i < 32; i++) f32[out + (b << 5) + i] = d * this.i8[blockPtr + 2 + i]!;
+    } else if (wType === Q8_0_R4) {
+      for (let b = 0; b < dim >> 5; b++) {
+        const sAt = wPtr + r4ScaleOffset(dim, row, b);
+        const d = F16_TO_F32[this.u8[sAt]! | (this.u8[sAt + 1]! << 8)]!;
+        for (let k = b << 5; k < (b + 1) << 5; k++) f32[out + k] = d * this.i8[wPtr + r4ValueOffset(dim, row, k)]!;
       }
     } else {
       throw new RangeError(`unknown weight type ${wType}`);

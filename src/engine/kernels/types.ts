@@ -4,14 +4,14 @@
  *
  * Every "pointer" is a byte offset into ONE memory (a WebAssembly.Memory, shared when a helper thread
  * runs kernels on it too) that the kernels were bound to at creation. Activations and KV are f32;
- * weights are F32, F16 or Q8_0 in GGUF layout: a row-major W[out][in] matrix, rows contiguous;
- * Q8_0 = blocks of 32 values stored as 34 bytes (f16 scale d, then 32 × int8 q; value = d·q), so a
- * Q8_0 row is inDim/32 × 34 bytes and inDim must be a multiple of 32. A Q8_0 matmul quantises x
- * to Q8_0-style int8 blocks first (f32 scales; quantizeActivationsQ8 in f16.ts) and computes exact
- * integer block dot products, as llama.cpp does — so its result equals the f32 product of the
- * quantised x, not of x itself (relative error ≈ 1/254 of each block's max|x| per element).
+ * weights are F32 or F16 as a row-major W[out][in] matrix (rows contiguous), or Q8_0_R4: a GGUF
+ * Q8_0 matrix (blocks of 32 values: f16 scale d, 32 × int8 q; value = d·q) regrouped by 4 rows at
+ * load time (layout in q8-layout.ts; inDim must be a multiple of 32). A Q8_0_R4 matmul quantises x
+ * to Q8_0-style integer blocks first (f32 scales; quantizeActivationsQ8 in f16.ts) and computes
+ * exact integer block dot products, as llama.cpp does — so its result equals the f32 product of
+ * the quantised x, not of x itself (relative error ≈ 1/254 of each block's max|x| per element).
  *
- * Alignment: f32 and i32/u32 pointers are multiples of 4; F16/Q8_0 weight pointers are even.
+ * Alignment: f32 and i32/u32 pointers are multiples of 4; F16/Q8_0_R4 weight pointers are even.
  * F16 values must be finite (the WASM decoder maps Inf/NaN halves to large finite values).
  *
  * Two implementations with the identical math: `createWasmKernels` (AssemblyScript → WASM SIMD,
@@ -19,14 +19,20 @@
  * when WebAssembly SIMD is unavailable).
  */
 
-export const WType = { F32: 0, F16: 1, Q8_0: 8 } as const;
+/**
+ * Weight types in device memory: F32 and F16 as GGML's; Q8_0_R4 (not a GGML type) is what the
+ * weight loader makes of GGML Q8_0 matrices (q8-layout.ts).
+ */
+import { q8r4Bytes } from "./q8-layout.ts";
+
+export const WType = { F32: 0, F16: 1, Q8_0_R4: 108 } as const;
 export type WType = (typeof WType)[keyof typeof WType];
 
-/** Bytes one row of `dim` values of the given weight type occupies. */
-export function weightRowBytes(wType: number, dim: number): number {
-  if (wType === WType.F32) return dim * 4;
-  if (wType === WType.F16) return dim * 2;
-  if (wType === WType.Q8_0) return (dim / 32) * 34;
+/** Bytes a [rows][dim] matrix of the given weight type occupies. */
+export function weightMatrixBytes(wType: number, rows: number, dim: number): number {
+  if (wType === WType.F32) return rows * dim * 4;
+  if (wType === WType.F16) return rows * dim * 2;
+  if (wType === WType.Q8_0_R4) return q8r4Bytes(rows, dim);
   throw new RangeError(`unknown weight type ${wType}`);
 }
 
@@ -40,6 +46,18 @@ export interface Kernels {
    * (so a sequence decodes the same alone or batched, and with 1 or 2 threads).
    */
   matmul(outPtr: number, xPtr: number, wPtr: number, wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void;
+  /**
+   * Quantises numRows rows of x (stride inDim floats, inDim a multiple of 32) into the area at
+   * xqPtr (q8ActivationBytes(numRows, inDim) bytes, 4-aligned; layout in q8-layout.ts) the way a
+   * Q8_0_R4 matmul does, so several of them over the same input (q/k/v, gate/up, both threads of
+   * a split matmul) quantise it once.
+   */
+  quantizeQ8(xqPtr: number, xPtr: number, numRows: number, inDim: number): void;
+  /**
+   * matmul with Q8_0_R4 weights over activations quantised by quantizeQ8 (numRows and inDim as
+   * given to it): the same result as matmul on the original x, bit for bit in each implementation.
+   */
+  matmulQ8(outPtr: number, xqPtr: number, wPtr: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void;
   /** Adds a bias vector (qwen2): out[r][o] += b[o]. */
   addBias(outPtr: number, biasPtr: number, numRows: number, dim: number): void;
   /** out[r] = x[r] / sqrt(mean(x[r]²) + eps) ⊙ weight; weight f32; out may alias x. */
@@ -74,11 +92,13 @@ export interface Kernels {
 /**
  * Bytes at the start of the memory that belong to the kernels: the executor puts nothing below
  * this. [0, 64 KiB) holds the module's static data (math tables; every instantiation, one per
- * thread, rewrites it), [64 KiB, 1 MiB) per-instance scratch slots (quantised activations of the
- * Q8_0 matmul; see wasm-kernels.ts). createWasmKernels checks the module's __heap_base.
- * Q8_0 matmuls need inDim ≤ ~27k (4 rows per slot) and run 1 row at a time up to ~100k.
+ * thread, rewrites it), [64 KiB, 1 MiB) per-instance scratch slots (the activations `matmul`
+ * quantises for a Q8_0_R4 matrix, as many rows at a time as fit; see wasm-kernels.ts).
+ * createWasmKernels checks the module's __heap_base. `matmul` with Q8_0_R4 weights thus needs
+ * inDim ≤ ~57k; matmulQ8 has no such limit.
  */
 export const KERNEL_RESERVED_BYTES = 1 << 20;
 
+export { q8ActivationBytes, q8r4Bytes, repackQ8_0x4 } from "./q8-layout.ts";
 export { createTsKernels } from "./ts-kernels.ts";
 export { createWasmKernels } from "./wasm-kernels.ts";

@@ -15,9 +15,9 @@ const RESERVED_BYTES = 1 << 20;
 /**
  * Layout of the reserved prefix: [0, 64 KiB) the module's static data; an i32 slot counter at
  * 64 KiB − 64; [64 KiB, 1 MiB) SCRATCH_SLOTS private scratch areas, one per kernel instance (each
- * thread binds its own instance), used by the Q8_0 matmul for quantised activations. Slots are
- * handed out round-robin through the counter (Atomics, so threads sharing the memory never get
- * the same slot while fewer than SCRATCH_SLOTS instances are alive).
+ * thread binds its own instance), used by `matmul` for the activations it quantises for a Q8_0_R4
+ * matrix. Slots are handed out round-robin through the counter (Atomics, so threads sharing the
+ * memory never get the same slot while fewer than SCRATCH_SLOTS instances are alive).
  */
 const STATIC_LIMIT_BYTES = 64 * 1024 - 64;
 const SLOT_COUNTER_BYTE = 64 * 1024 - 64;
@@ -43,6 +43,8 @@ interface KernelExports {
   heapBase(): number;
   setScratch(ptr: number, bytes: number): void;
   matmul: Kernels["matmul"];
+  quantizeQ8: Kernels["quantizeQ8"];
+  matmulQ8: Kernels["matmulQ8"];
   addBias: Kernels["addBias"];
   rmsnorm: Kernels["rmsnorm"];
   rope: Kernels["rope"];
@@ -116,6 +118,8 @@ export async function createWasmKernels(memory: WebAssembly.Memory): Promise<Ker
   return {
     name: "wasm",
     matmul: ex.matmul,
+    quantizeQ8: ex.quantizeQ8,
+    matmulQ8: ex.matmulQ8,
     addBias: ex.addBias,
     rmsnorm: ex.rmsnorm,
     rope: ex.rope,

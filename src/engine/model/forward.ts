@@ -8,7 +8,8 @@
  * scheduler assigned (byte offsets per sequence), activations in the executor's scratch area. The
  * forward pass allocates nothing.
  */
-import type { Kernels } from "../kernels/types.ts";
+import { q8ActivationBytes } from "../kernels/q8-layout.ts";
+import { WType, type Kernels } from "../kernels/types.ts";
 import type { LlamaConfig } from "./config.ts";
 import type { WeightLayout } from "./weights.ts";
 
@@ -104,6 +105,8 @@ export class ScratchLayout {
   readonly blockTables: number;
   readonly attnScores: number;
   readonly sampleX: number;
+  /** One input's activations quantised for the Q8_0_R4 matmuls (any layer input or the sample rows). */
+  readonly xq: number;
   readonly logits: number;
   /** First byte after the scratch area. */
   readonly end: number;
@@ -131,6 +134,8 @@ export class ScratchLayout {
     this.blockTables = take(dims.maxBlockEntries * 4);
     this.attnScores = take(dims.contextLength * 4);
     this.sampleX = take(dims.maxSampleRows * dims.dim * 4);
+    const widestInput = Math.max(dims.dim, dims.qDim, dims.hiddenDim);
+    this.xq = take(Math.max(q8ActivationBytes(n, widestInput), q8ActivationBytes(dims.maxSampleRows, dims.dim)));
     this.logits = take(dims.maxSampleRows * dims.vocabSize * 4);
     this.end = p;
   }
@@ -185,9 +190,9 @@ export function forward(k: Kernels, m: ModelPointers, batch: ForwardBatch, s: Sc
   for (let l = 0; l < numLayers; l++) {
     const b = l * PER_LAYER;
     k.rmsnorm(s.xb, s.x, lp[b + ATTN_NORM]!, n, dim, cfg.rmsEps);
-    k.matmul(s.q, s.xb, lp[b + WQ]!, lt[b + WQ]!, n, dim, qDim, 0, qDim);
-    k.matmul(s.k, s.xb, lp[b + WK]!, lt[b + WK]!, n, dim, kvDim, 0, kvDim);
-    k.matmul(s.v, s.xb, lp[b + WV]!, lt[b + WV]!, n, dim, kvDim, 0, kvDim);
+    let xq = project(k, s, NONE, s.q, s.xb, lp[b + WQ]!, lt[b + WQ]!, n, dim, qDim);
+    xq = project(k, s, xq, s.k, s.xb, lp[b + WK]!, lt[b + WK]!, n, dim, kvDim);
+    project(k, s, xq, s.v, s.xb, lp[b + WV]!, lt[b + WV]!, n, dim, kvDim);
     if (cfg.qkvBias) {
       k.addBias(s.q, lp[b + BQ]!, n, qDim);
       k.addBias(s.k, lp[b + BK]!, n, kvDim);
@@ -205,14 +210,14 @@ export function forward(k: Kernels, m: ModelPointers, batch: ForwardBatch, s: Sc
       k.attention(s.att + r * qDim * 4, s.q + r * qDim * 4, batch.seqTablePtr[seq]!, batch.seqBlockTokens[seq]!, numLayers, l,
         cfg.numHeads, cfg.numKvHeads, cfg.headDim, batch.positions[r]!, s.attnScores, scale);
     }
-    k.matmul(s.xb, s.att, lp[b + WO]!, lt[b + WO]!, n, qDim, dim, 0, dim);
+    project(k, s, NONE, s.xb, s.att, lp[b + WO]!, lt[b + WO]!, n, qDim, dim);
     k.add(s.x, s.xb, n * dim);
 
     k.rmsnorm(s.xb, s.x, lp[b + FFN_NORM]!, n, dim, cfg.rmsEps);
-    k.matmul(s.hb, s.xb, lp[b + W_GATE]!, lt[b + W_GATE]!, n, dim, hidden, 0, hidden);
-    k.matmul(s.hb2, s.xb, lp[b + W_UP]!, lt[b + W_UP]!, n, dim, hidden, 0, hidden);
+    xq = project(k, s, NONE, s.hb, s.xb, lp[b + W_GATE]!, lt[b + W_GATE]!, n, dim, hidden);
+    project(k, s, xq, s.hb2, s.xb, lp[b + W_UP]!, lt[b + W_UP]!, n, dim, hidden);
     k.swiglu(s.hb, s.hb, s.hb2, n * hidden);
-    k.matmul(s.xb, s.hb, lp[b + W_DOWN]!, lt[b + W_DOWN]!, n, hidden, dim, 0, dim);
+    project(k, s, NONE, s.xb, s.hb, lp[b + W_DOWN]!, lt[b + W_DOWN]!, n, hidden, dim);
     k.add(s.x, s.xb, n * dim);
   }
 
@@ -221,5 +226,23 @@ export function forward(k: Kernels, m: ModelPointers, batch: ForwardBatch, s: Sc
   for (let i = 0; i < numSample; i++) {
     k.rmsnorm(s.sampleX + i * dim * 4, s.x + batch.sampleRows[i]! * dim * 4, m.outNormPtr, 1, dim, cfg.rmsEps);
   }
-  k.matmul(s.logits, s.sampleX, m.clsPtr, m.clsType, numSample, dim, cfg.vocabSize, 0, cfg.vocabSize);
+  project(k, s, NONE, s.logits, s.sampleX, m.clsPtr, m.clsType, numSample, dim, cfg.vocabSize);
+}
+
+/** `project`'s "s.xq holds nothing reusable". */
+const NONE = -1;
+
+/**
+ * out = x · Wᵀ over all outDim columns. Q8_0_R4 weights take x quantised into s.xq; `quantized` is
+ * the x pointer s.xq already holds (NONE if none), so projections of one input (q/k/v, gate/up)
+ * quantise it once. Returns what s.xq holds afterwards.
+ */
+function project(k: Kernels, s: ScratchLayout, quantized: number, out: number, x: number, w: number, wType: number, n: number, inDim: number, outDim: number): number {
+  if (wType !== WType.Q8_0_R4) {
+    k.matmul(out, x, w, wType, n, inDim, outDim, 0, outDim);
+    return quantized;
+  }
+  if (quantized !== x) k.quantizeQ8(s.xq, x, n, inDim);
+  k.matmulQ8(out, s.xq, w, n, inDim, outDim, 0, outDim);
+  return x;
 }

@@ -7,14 +7,20 @@
  * out that region; the executor only knows its byte offset, so compaction can move it (moveWeights)
  * without the layout changing.
  *
- * The one transformation: for rope-NEOX architectures (qwen2) the output rows of Wq / Wk (and their
- * biases) are permuted per head so that NEOX pairs (j, j + headDim/2) become interleaved pairs
- * (2j, 2j+1). q·k is invariant under the same permutation of q and k, so the interleaved rope kernel
- * computes exactly NEOX attention. Rows are moved whole, so quantised rows stay bit-identical.
+ * Two transformations:
+ * - Q8_0 matrices are regrouped by 4 rows into the kernels' Q8_0_R4 layout (kernels/q8-layout.ts:
+ *   same blocks and values, 4 rows' k-pairs interleaved so one SIMD dot product yields 4 output
+ *   columns). The slot is the GGUF tensor's size, plus zero padding to a multiple of 4 rows.
+ * - For rope-NEOX architectures (qwen2) the output rows of Wq / Wk (and their biases) are permuted
+ *   per head so that NEOX pairs (j, j + headDim/2) become interleaved pairs (2j, 2j+1). q·k is
+ *   invariant under the same permutation of q and k, so the interleaved rope kernel computes
+ *   exactly NEOX attention. Rows are moved whole, so quantised rows stay bit-identical.
  */
 import { PrismError } from "../../core/errors.ts";
 import type { GgufFile, GgufTensorInfo } from "../gguf/types.ts";
 import { GgmlType, ggmlTypeName } from "../gguf/types.ts";
+import { WType } from "../kernels/types.ts";
+import { q8r4Bytes, repackQ8_0x4 } from "../kernels/q8-layout.ts";
 import type { LlamaConfig } from "./config.ts";
 
 /** Alignment of every tensor slot relative to the region start (64 = a cache line). */
@@ -28,8 +34,10 @@ export const REGION_ALIGN_BYTES = 16;
 export interface TensorSlot {
   /** Byte offset relative to the region start. */
   readonly offset: number;
+  /** Type in device memory (kernels' WType: GGUF Q8_0 becomes Q8_0_R4). */
   readonly type: number;
   readonly dims: readonly number[];
+  /** Bytes in device memory. */
   readonly byteLength: number;
   /** Source tensor in the GGUF. */
   readonly source: GgufTensorInfo;
@@ -113,8 +121,11 @@ export function planWeightLayout(gguf: GgufFile, cfg: LlamaConfig): WeightLayout
         { file: gguf.fileName, tensor: want.name, type: t.type },
       );
     }
-    tensors.set(want.name, { offset: cursor, type: t.type, dims, byteLength: t.byteLength, source: t, permuteHeadDim: want.permuteHeadDim });
-    cursor += Math.ceil(t.byteLength / WEIGHT_ALIGN_BYTES) * WEIGHT_ALIGN_BYTES;
+    const repack = t.type === GgmlType.Q8_0;
+    const type = repack ? WType.Q8_0_R4 : t.type;
+    const byteLength = repack ? q8r4Bytes(dims[1] ?? 1, dims[0]!) : t.byteLength;
+    tensors.set(want.name, { offset: cursor, type, dims, byteLength, source: t, permuteHeadDim: want.permuteHeadDim });
+    cursor += Math.ceil(byteLength / WEIGHT_ALIGN_BYTES) * WEIGHT_ALIGN_BYTES;
   }
   return { bytes: Math.max(cursor, WEIGHT_ALIGN_BYTES), tensors };
 }
@@ -133,22 +144,34 @@ export function copyWeights(memory: WebAssembly.Memory, regionOffset: number, la
   }
   const dst = new Uint8Array(memory.buffer);
   for (const slot of layout.tensors.values()) {
-    const src = gguf.bytes.subarray(slot.source.offset, slot.source.offset + slot.byteLength);
+    const src = gguf.bytes.subarray(slot.source.offset, slot.source.offset + slot.source.byteLength);
     const at = regionOffset + slot.offset;
+    const numRows = slot.dims.length === 1 ? slot.dims[0]! : slot.dims[1]!;
+    const sourceRow = slot.permuteHeadDim === 0 ? identityRow : neoxSourceRow(slot.permuteHeadDim);
+    if (slot.type === WType.Q8_0_R4) {
+      repackQ8_0x4(src, numRows, slot.dims[0]!, dst, at, sourceRow);
+      continue;
+    }
     if (slot.permuteHeadDim === 0) {
       dst.set(src, at);
       continue;
     }
-    // NEOX → interleaved: within each head, new row 2j ← old row j, new row 2j+1 ← old row j + half.
-    const numRows = slot.dims.length === 1 ? slot.dims[0]! : slot.dims[1]!;
     const rowBytes = slot.byteLength / numRows;
-    const headDim = slot.permuteHeadDim;
-    const half = headDim / 2;
     for (let row = 0; row < numRows; row++) {
-      const head = Math.floor(row / headDim);
-      const r = row % headDim;
-      const oldRow = head * headDim + (r % 2 === 0 ? r / 2 : half + (r - 1) / 2);
-      dst.set(src.subarray(oldRow * rowBytes, (oldRow + 1) * rowBytes), at + row * rowBytes);
+      const from = sourceRow(row);
+      dst.set(src.subarray(from * rowBytes, (from + 1) * rowBytes), at + row * rowBytes);
     }
   }
+}
+
+const identityRow = (row: number): number => row;
+
+/** NEOX → interleaved: within each head, new row 2j ← old row j, new row 2j+1 ← old row j + half. */
+function neoxSourceRow(headDim: number): (row: number) => number {
+  const half = headDim / 2;
+  return (row) => {
+    const head = Math.floor(row / headDim);
+    const r = row % headDim;
+    return head * headDim + (r % 2 === 0 ? r / 2 : half + (r - 1) / 2);
+  };
 }

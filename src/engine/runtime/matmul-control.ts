@@ -1,3 +1,5 @@
+import type { Kernels } from "../kernels/types.ts";
+
 /**
  * The control block shared by the engine thread and its matmul helper thread (an Int32Array over a
  * SharedArrayBuffer, separate from the device memory).
@@ -34,8 +36,20 @@ export const Ctl = {
   STOP: 13,
   /** Chunks the helper computed (stats, written by the helper only). */
   HELPER_CHUNKS: 14,
+  /** JobKind of the current job. */
+  KIND: 15,
   SIZE: 16,
 } as const;
+
+/** What a job's chunks run: Kernels.matmul, or Kernels.matmulQ8 (X is then the quantised activations). */
+export const JobKind = { MATMUL: 0, MATMUL_Q8: 1 } as const;
+export type JobKind = (typeof JobKind)[keyof typeof JobKind];
+
+/** Runs one chunk of a job on `k` (both threads call this, so they run the same kernel). */
+export function runJob(k: Kernels, kind: number, out: number, x: number, w: number, wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void {
+  if (kind === JobKind.MATMUL_Q8) k.matmulQ8(out, x, w, numRows, inDim, outDim, oStart, oEnd);
+  else k.matmul(out, x, w, wType, numRows, inDim, outDim, oStart, oEnd);
+}
 
 export const MAX_CHUNKS = 255;
 

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createTsKernels } from "../kernels/ts-kernels.ts";
 import { createWasmKernels } from "../kernels/wasm-kernels.ts";
-import { Ctl, claimChunks, claimIndex } from "./matmul-control.ts";
+import { Ctl, claimChunks, claimIndex, runJob } from "./matmul-control.ts";
 
 interface HelperData {
   readonly memory: WebAssembly.Memory;
@@ -42,7 +42,7 @@ for (;;) {
     // A valid claim pins the job, so these arguments belong to it.
     const chunkCols = args[Ctl.CHUNK_COLS]!;
     const c = args[Ctl.O_START]! + idx * chunkCols;
-    kernels.matmul(args[Ctl.OUT]!, args[Ctl.X]!, args[Ctl.W]!, args[Ctl.W_TYPE]!, args[Ctl.NUM_ROWS]!,
+    runJob(kernels, args[Ctl.KIND]!, args[Ctl.OUT]!, args[Ctl.X]!, args[Ctl.W]!, args[Ctl.W_TYPE]!, args[Ctl.NUM_ROWS]!,
       args[Ctl.IN_DIM]!, args[Ctl.OUT_DIM]!, c, Math.min(c + chunkCols, args[Ctl.O_END]!));
     chunks++;
     Atomics.add(ctl, Ctl.DONE, 1);

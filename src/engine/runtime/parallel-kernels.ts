@@ -13,7 +13,7 @@
  */
 import { PrismError } from "../../core/errors.ts";
 import type { Kernels } from "../kernels/types.ts";
-import { Ctl, claimIndex, packClaim } from "./matmul-control.ts";
+import { Ctl, JobKind, claimIndex, packClaim, runJob } from "./matmul-control.ts";
 import { spawnTsWorker } from "./spawn.ts";
 import type { Worker } from "node:worker_threads";
 
@@ -36,6 +36,7 @@ export interface ParallelKernelsOptions {
  * lower, because there the helper is always spinning.
  */
 export const DEFAULT_MIN_PARALLEL_MACS = 1_000_000;
+const WTYPE_Q8_0 = 8;
 /** A job is cut into about this many chunks (both threads together); well below MAX_CHUNKS. */
 const CHUNKS_PER_JOB = 16;
 /** A helper that has not finished its chunk after this long is presumed dead. */
@@ -52,6 +53,7 @@ export interface ParallelKernels extends Kernels {
 class ParallelMatmulKernels implements ParallelKernels {
   readonly name: "wasm" | "ts";
   readonly helperThreads: number;
+  readonly quantizeQ8: Kernels["quantizeQ8"];
   readonly addBias: Kernels["addBias"];
   readonly rmsnorm: Kernels["rmsnorm"];
   readonly rope: Kernels["rope"];
@@ -77,6 +79,7 @@ class ParallelMatmulKernels implements ParallelKernels {
     this.args = new Uint32Array(control);
     this.minMacs = opts.minMacs ?? DEFAULT_MIN_PARALLEL_MACS;
     this.waitSpinMs = (opts.waitSpinUs ?? 500) / 1000;
+    this.quantizeQ8 = base.quantizeQ8.bind(base);
     this.addBias = base.addBias.bind(base);
     this.rmsnorm = base.rmsnorm.bind(base);
     this.rope = base.rope.bind(base);
@@ -88,10 +91,18 @@ class ParallelMatmulKernels implements ParallelKernels {
   }
 
   matmul(out: number, x: number, w: number, wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void {
+    this.split(JobKind.MATMUL, out, x, w, wType, numRows, inDim, outDim, oStart, oEnd);
+  }
+
+  matmulQ8(out: number, xq: number, w: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void {
+    this.split(JobKind.MATMUL_Q8, out, xq, w, WTYPE_Q8_0, numRows, inDim, outDim, oStart, oEnd);
+  }
+
+  private split(kind: JobKind, out: number, x: number, w: number, wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void {
     const cols = oEnd - oStart;
     if (this.worker === null || numRows * inDim * cols < this.minMacs || cols < 8) {
       this.serial++;
-      this.base.matmul(out, x, w, wType, numRows, inDim, outDim, oStart, oEnd);
+      runJob(this.base, kind, out, x, w, wType, numRows, inDim, outDim, oStart, oEnd);
       return;
     }
     this.parallel++;
@@ -109,6 +120,7 @@ class ParallelMatmulKernels implements ParallelKernels {
     args[Ctl.O_START] = oStart;
     args[Ctl.O_END] = oEnd;
     args[Ctl.CHUNK_COLS] = chunkCols;
+    args[Ctl.KIND] = kind;
     const seq = (this.seq = (this.seq + 1) | 0);
     Atomics.store(ctl, Ctl.DONE, 0);
     Atomics.store(ctl, Ctl.CLAIM, packClaim(seq, numChunks));
@@ -119,7 +131,7 @@ class ParallelMatmulKernels implements ParallelKernels {
       const idx = claimIndex(Atomics.add(ctl, Ctl.CLAIM, 1));
       if (idx >= numChunks) break;
       const c = oStart + idx * chunkCols;
-      this.base.matmul(out, x, w, wType, numRows, inDim, outDim, c, Math.min(c + chunkCols, oEnd));
+      runJob(this.base, kind, out, x, w, wType, numRows, inDim, outDim, c, Math.min(c + chunkCols, oEnd));
       mine++;
     }
     // Chunks the helper claimed but has not finished yet (0 if it claimed nothing).

@@ -6,8 +6,8 @@
 
 const F32: i32 = 0;
 const F16: i32 = 1;
-const Q8_0: i32 = 8;
-const Q8_BLOCK: usize = 34;
+/** Q8_0 regrouped by 4 rows (types.ts WType.Q8_0_R4; layout below). */
+const Q8_0_R4: i32 = 108;
 
 /** End of the module's static data; the JS loader checks it is below KERNEL_RESERVED_BYTES. */
 export function heapBase(): usize {
@@ -56,7 +56,7 @@ export function heapBase(): usize {
 export function matmul(out: usize, x: usize, w: usize, wType: i32, numRows: i32, inDim: i32, outDim: i32, oStart: i32, oEnd: i32): void {
   if (wType == F32) matmulF32(out, x, w, numRows, inDim, outDim, oStart, oEnd);
   else if (wType == F16) matmulF16(out, x, w, numRows, inDim, outDim, oStart, oEnd);
-  else if (wType == Q8_0) matmulQ8(out, x, w, numRows, inDim, outDim, oStart, oEnd);
+  else if (wType == Q8_0_R4) matmulQ8Rows(out, x, w, numRows, inDim, outDim, oStart, oEnd);
   else unreachable();
 }
 
@@ -248,24 +248,25 @@ function rowF16(out: usize, x: usize, w: usize, inDim: i32, oStart: i32, oEnd: i
   for (let o = oStart; o < oEnd; o++) store<f32>(out + (<usize>o << 2), dotF16(x, w + <usize>o * wStride, inDim));
 }
 
-// ----- Q8_0 (34-byte blocks: f16 d, 32 × i8) -----
-
-/** 8 int8 at p → two f32x4 (low 4, high 4), each × d. */
-// @ts-ignore: decorator
-@inline function q8lo(p: usize, d: v128): v128 {
-  return f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(v128.load8x8_s(p))), d);
-}
-// @ts-ignore: decorator
-@inline function q8hi(p: usize, d: v128): v128 {
-  return f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(v128.load8x8_s(p))), d);
-}
-
-// Q8_0 × Q8_0 (as llama.cpp's ggml_vec_dot_q8_0_q8_0): each 32-value block of an x row is
-// quantised to int8 with its own f32 scale dx = max|x|/127 (q = nearest-even(x · (1/dx))), so a
-// block's dot product is an exact integer Σ qx·qw (i32x4.dot_i16x8_s on sign-extended bytes),
-// scaled once by dx·dw. Against dequantising the weights to f32 this needs ~2.5× fewer
-// instructions per multiply-add (measured ~1.7× faster matmuls). The quantised rows live in this
-// instance's scratch slot (setScratch), four rows at a time.
+// ----- Q8_0 weights, repacked by 4 rows (Q8_0_R4) -----
+//
+// Q8_0 × Q8_0 as llama.cpp's ggml_vec_dot_q8_0_q8_0: each 32-value block of an x row is quantised
+// to integers with its own f32 scale dx = max|x|/127 (q = nearest-even(x · (1/dx))), so a block's
+// dot product with a weight block is an exact integer Σ qx·qw, scaled once by dx·dw. Per output
+// element: acc += f32(Σ) · (dx·dw), over the blocks in order — in every path below, so a row's
+// result does not depend on the batch it is in or on the column split.
+//
+// The weights are the GGUF Q8_0 blocks regrouped at load time (q8-repack.ts): rows 4g..4g+3 form
+// group g, whose block b sits at w + (g·nb + b)·136 (nb = inDim/32) as the 4 rows' f16 scales
+// (8 bytes), then 16 k-pairs of 8 bytes, each holding the 4 rows' values k = 2p, 2p+1. One
+// sign-extending load of a k-pair and one i32x4.dot_i16x8_s against the x pair broadcast to all
+// lanes gives the 4 rows' partial sums in the 4 lanes: lanes are output columns, so no horizontal
+// reduction is needed per block (the GGUF layout needed a 4×4 transpose-add per block and column
+// pair; this is ~1.4x faster on the 2-vCPU VM). A trailing partial group is padded with zero rows.
+//
+// The activations are quantised once per input (quantizeQ8) into an area that every matmul over
+// that input reuses (q/k/v, gate/up, both threads of a split matmul): values i16 [row][inDim] at xq
+// (a k-pair is one i32, broadcast with one load), f32 scales [row][nb] after them.
 
 /** This instance's scratch (set once by the JS loader; each thread's instance gets its own slot). */
 let scratchPtr: usize = 0;
@@ -276,245 +277,212 @@ export function setScratch(ptr: usize, bytes: usize): void {
   scratchBytes = bytes;
 }
 
+const R4_BLOCK: usize = 136;
+
+/** Bytes quantizeQ8 writes for numRows rows of inDim values. */
+export function q8ActivationBytes(numRows: i32, inDim: i32): usize {
+  return (<usize>numRows * <usize>inDim << 1) + (<usize>(numRows * (inDim >> 5)) << 2);
+}
+
 // @ts-ignore: decorator
 @inline const ROUND_MAGIC: f32 = 12582912.0; // 1.5 · 2^23
 // @ts-ignore: decorator
 @inline const ROUND_MAGIC_BITS: i32 = 0x4b400000;
 
-/**
- * Quantise `rows` x rows (stride inDim floats) into q (i8, row stride inDim) and scales s (f32,
- * block-major: scale of row r, block b at s + (b·rows + r)·4, so a row tile's scales are one vector).
- */
-function quantizeRows(x: usize, rows: i32, inDim: i32, q: usize, s: usize): void {
-  const numBlocks = inDim >> 5;
-  const sBlockStride = <usize>rows << 2;
-  for (let r = 0; r < rows; r++) {
-    let p = x + <usize>(r * inDim) * 4;
-    let qp = q + <usize>(r * inDim);
-    let sp = s + (<usize>r << 2);
-    for (let b = 0; b < numBlocks; b++, p += 128, qp += 32, sp += sBlockStride) {
-      const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
-      const v4 = v128.load(p, 64), v5 = v128.load(p, 80), v6 = v128.load(p, 96), v7 = v128.load(p, 112);
-      const m = f32x4.max(
-        f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
-        f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))));
-      const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-      const d: f32 = amax / <f32>127;
-      const id: f32 = d != 0 ? <f32>1 / d : <f32>0;
-      store<f32>(sp, d);
-      // Adding 1.5·2^23 rounds to the nearest integer (ties to even) into the low mantissa bits,
-      // which integer subtraction of the same constant's bit pattern then extracts (|x·id| ≤ 127).
-      const iv = f32x4.splat(id);
-      const mf = f32x4.splat(ROUND_MAGIC);
-      const mi = i32x4.splat(ROUND_MAGIC_BITS);
-      const q0 = i32x4.sub(f32x4.add(f32x4.mul(v0, iv), mf), mi);
-      const q1 = i32x4.sub(f32x4.add(f32x4.mul(v1, iv), mf), mi);
-      const q2 = i32x4.sub(f32x4.add(f32x4.mul(v2, iv), mf), mi);
-      const q3 = i32x4.sub(f32x4.add(f32x4.mul(v3, iv), mf), mi);
-      const q4 = i32x4.sub(f32x4.add(f32x4.mul(v4, iv), mf), mi);
-      const q5 = i32x4.sub(f32x4.add(f32x4.mul(v5, iv), mf), mi);
-      const q6 = i32x4.sub(f32x4.add(f32x4.mul(v6, iv), mf), mi);
-      const q7 = i32x4.sub(f32x4.add(f32x4.mul(v7, iv), mf), mi);
-      v128.store(qp, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
-      v128.store(qp, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q4, q5), i16x8.narrow_i32x4_s(q6, q7)), 16);
-    }
+/** Quantise numRows rows of x (stride inDim floats; inDim a multiple of 32) into xq (layout above). */
+export function quantizeQ8(xq: usize, x: usize, numRows: i32, inDim: i32): void {
+  const nb = inDim >> 5;
+  const n = numRows * nb;
+  let p = x, qp = xq, sp = xq + (<usize>numRows * <usize>inDim << 1);
+  for (let i = 0; i < n; i++, p += 128, qp += 64, sp += 4) {
+    const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+    const v4 = v128.load(p, 64), v5 = v128.load(p, 80), v6 = v128.load(p, 96), v7 = v128.load(p, 112);
+    const m = f32x4.max(
+      f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
+      f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))));
+    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    const d: f32 = amax / <f32>127;
+    const id: f32 = d != 0 ? <f32>1 / d : <f32>0;
+    store<f32>(sp, d);
+    // Adding 1.5·2^23 rounds to the nearest integer (ties to even) into the low mantissa bits,
+    // which integer subtraction of the same constant's bit pattern then extracts (|x·id| ≤ 127).
+    const iv = f32x4.splat(id);
+    const mf = f32x4.splat(ROUND_MAGIC);
+    const mi = i32x4.splat(ROUND_MAGIC_BITS);
+    v128.store(qp, i16x8.narrow_i32x4_s(i32x4.sub(f32x4.add(f32x4.mul(v0, iv), mf), mi), i32x4.sub(f32x4.add(f32x4.mul(v1, iv), mf), mi)));
+    v128.store(qp, i16x8.narrow_i32x4_s(i32x4.sub(f32x4.add(f32x4.mul(v2, iv), mf), mi), i32x4.sub(f32x4.add(f32x4.mul(v3, iv), mf), mi)), 16);
+    v128.store(qp, i16x8.narrow_i32x4_s(i32x4.sub(f32x4.add(f32x4.mul(v4, iv), mf), mi), i32x4.sub(f32x4.add(f32x4.mul(v5, iv), mf), mi)), 32);
+    v128.store(qp, i16x8.narrow_i32x4_s(i32x4.sub(f32x4.add(f32x4.mul(v6, iv), mf), mi), i32x4.sub(f32x4.add(f32x4.mul(v7, iv), mf), mi)), 48);
   }
 }
 
 // @ts-ignore: decorator
-@inline function idot(acc: v128, a: usize, b: usize): v128 {
-  return i32x4.add(acc, i32x4.dot_i16x8_s(v128.load8x8_s(a), v128.load8x8_s(b)));
+@inline function madd(acc: v128, a: v128, b: v128): v128 {
+  return i32x4.add(acc, i32x4.dot_i16x8_s(a, b));
 }
 
+/** A group's 4 f16 scales at p → f32x4. */
+// @ts-ignore: decorator
+@inline function scales4(p: usize): v128 {
+  return f16x4(p);
+}
 
-function matmulQ8(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, outDim: i32, oStart: i32, oEnd: i32): void {
+/**
+ * out[r][o] = Σ_i x[r][i]·W[o][i] for Q8_0_R4 W and activations quantised by quantizeQ8 at xq,
+ * over columns [oStart, oEnd). Whole groups are swept in column blocks of ~48 KiB of W (pulled
+ * into cache once, then read by every 4-row tile); rows left over from the tiles, B = 1, and
+ * groups cut by the column range go through rowGroup, which streams W sequentially.
+ */
+export function matmulQ8(out: usize, xq: usize, w: usize, numRows: i32, inDim: i32, outDim: i32, oStart: i32, oEnd: i32): void {
+  const nb = inDim >> 5;
+  const gStride = <usize>nb * R4_BLOCK;
   const oStride = <usize>outDim << 2;
-  const xStride = <usize>inDim << 2;
-  const numBlocks = inDim >> 5;
-  const wStride = <usize>numBlocks * Q8_BLOCK;
-  const rowBytes = <usize>inDim + (<usize>numBlocks << 2); // one quantised row: i8 values + f32 scales
-  const colsPerBlock = blockColumns(wStride);
-  if (<usize>numRows * rowBytes <= scratchBytes) {
-    // Common case: quantise every row once, then sweep the column blocks.
-    const q = scratchPtr;
-    const s = scratchPtr + <usize>(numRows * inDim);
-    quantizeRows(x, numRows, inDim, q, s);
-    sweepQ8(out, q, s, w, numRows, inDim, oStride, wStride, oStart, oEnd, colsPerBlock);
-    return;
-  }
-  // Large x: quantise 4 rows (or 1) at a time, re-quantising them for every column block.
-  const tile = <usize>4 * rowBytes <= scratchBytes ? 4 : 1;
-  if (rowBytes > scratchBytes) unreachable();
-  const q = scratchPtr;
-  const s = scratchPtr + <usize>(tile * inDim);
-  for (let ob = oStart; ob < oEnd; ob += colsPerBlock) {
-    const obEnd = min(oEnd, ob + colsPerBlock);
-    for (let r = 0; r < numRows; r += tile) {
-      const rows = min(tile, numRows - r);
-      quantizeRows(x + <usize>r * xStride, rows, inDim, q, s);
-      sweepQ8(out + <usize>r * oStride, q, s, w, rows, inDim, oStride, wStride, ob, obEnd, obEnd - ob);
-    }
-  }
-}
-
-/** Quantised rows (q/s as laid out by quantizeRows) × W columns [oStart, oEnd), column blocks outer. */
-function sweepQ8(out: usize, q: usize, s: usize, w: usize, numRows: i32, inDim: i32, oStride: usize, wStride: usize, oStart: i32, oEnd: i32, colsPerBlock: i32): void {
-  const numBlocks = inDim >> 5;
-  const sBlockStride = <usize>numRows << 2;
+  const xStride = <usize>inDim << 1;
+  const s = xq + <usize>numRows * xStride;
+  const sStride = <usize>nb << 2;
   const full = numRows & ~3;
-  for (let ob = oStart; ob < oEnd; ob += colsPerBlock) {
-    const obEnd = min(oEnd, ob + colsPerBlock);
-    if (full > 0) touch(w + <usize>ob * wStride, <usize>(obEnd - ob) * wStride);
-    for (let r = 0; r < full; r += 4) {
-      tileQ8(out + <usize>r * oStride, q + <usize>(r * inDim), s + (<usize>r << 2), sBlockStride, w, inDim, oStride, wStride, ob, obEnd);
-    }
-    for (let r = full; r < numRows; r++) {
-      if (wStride >= 512) rowQ8Seq(out + <usize>r * oStride, q + <usize>(r * inDim), s + (<usize>r << 2), sBlockStride, w, numBlocks, wStride, ob, obEnd);
-      else rowQ8(out + <usize>r * oStride, q + <usize>(r * inDim), s + (<usize>r << 2), sBlockStride, w, numBlocks, wStride, ob, obEnd);
-    }
-  }
-}
-
-/**
- * Sum each of four i32x4 vectors across its lanes: returns [Σa, Σb, Σc, Σd]. Lets a 4-row tile
- * keep one float accumulator per column (lanes = rows) and scale a whole block with one multiply.
- */
-// @ts-ignore: decorator
-@inline function reduce4(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7)); // [a0+a2, b0+b2, a1+a3, b1+b3]
-  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
-  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
-}
-
-/** Stores lane r of acc (row r of a 4-row tile) at column o of output row r. */
-// @ts-ignore: decorator
-@inline function storeColumn(out: usize, oStride: usize, o: i32, acc: v128): void {
-  const p = out + (<usize>o << 2);
-  store<f32>(p, f32x4.extract_lane(acc, 0));
-  store<f32>(p + oStride, f32x4.extract_lane(acc, 1));
-  store<f32>(p + 2 * oStride, f32x4.extract_lane(acc, 2));
-  store<f32>(p + 3 * oStride, f32x4.extract_lane(acc, 3));
-}
-
-/**
- * 4 quantised x rows × W columns [o0, o1), 2 columns at a time: 8 integer accumulators per block,
- * then per column one vector [row0..row3] scaled by [dx0..dx3]·dw and added to its float
- * accumulator (13 live vectors: no spills on x64's 16 xmm registers).
- */
-function tileQ8(out: usize, q: usize, s: usize, sBlockStride: usize, w: usize, inDim: i32, oStride: usize, wStride: usize, o0: i32, o1: i32): void {
-  const numBlocks = inDim >> 5;
-  const q1 = q + <usize>inDim, q2 = q1 + <usize>inDim, q3 = q2 + <usize>inDim;
-  let o = o0;
-  for (; o + 2 <= o1; o += 2) {
-    let b0 = w + <usize>o * wStride;
-    let b1 = b0 + wStride;
-    let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
-    let xb: usize = 0;
-    let sb = s;
-    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, b1 += Q8_BLOCK, xb += 32, sb += sBlockStride) {
-      let i00 = i32x4.splat(0), i01 = i32x4.splat(0), i10 = i32x4.splat(0), i11 = i32x4.splat(0);
-      let i20 = i32x4.splat(0), i21 = i32x4.splat(0), i30 = i32x4.splat(0), i31 = i32x4.splat(0);
-      for (let j: usize = 0; j < 32; j += 8) {
-        const w0 = v128.load8x8_s(b0 + 2 + j);
-        const w1 = v128.load8x8_s(b1 + 2 + j);
-        let xv = v128.load8x8_s(q + xb + j);
-        i00 = i32x4.add(i00, i32x4.dot_i16x8_s(xv, w0)); i01 = i32x4.add(i01, i32x4.dot_i16x8_s(xv, w1));
-        xv = v128.load8x8_s(q1 + xb + j);
-        i10 = i32x4.add(i10, i32x4.dot_i16x8_s(xv, w0)); i11 = i32x4.add(i11, i32x4.dot_i16x8_s(xv, w1));
-        xv = v128.load8x8_s(q2 + xb + j);
-        i20 = i32x4.add(i20, i32x4.dot_i16x8_s(xv, w0)); i21 = i32x4.add(i21, i32x4.dot_i16x8_s(xv, w1));
-        xv = v128.load8x8_s(q3 + xb + j);
-        i30 = i32x4.add(i30, i32x4.dot_i16x8_s(xv, w0)); i31 = i32x4.add(i31, i32x4.dot_i16x8_s(xv, w1));
+  const gA = (oStart + 3) >> 2; // first whole group
+  const gB = oEnd >> 2; // end of the whole groups
+  if (gA < gB) {
+    const groupsPerBlock = max(2, <i32>(<usize>(48 * 1024) / gStride) & ~1);
+    for (let gb = gA; gb < gB; gb += groupsPerBlock) {
+      const gbEnd = min(gB, gb + groupsPerBlock);
+      if (full > 0) {
+        touch(w + <usize>gb * gStride, <usize>(gbEnd - gb) * gStride);
+        for (let r = 0; r < full; r += 4) {
+          tileQ8(out + <usize>r * oStride, oStride, xq + <usize>r * xStride, xStride, s + <usize>r * sStride, sStride, nb, w, gStride, gb, gbEnd);
+        }
       }
-      const dx = v128.load(sb);
-      acc0 = fma(acc0, f32x4.convert_i32x4_s(reduce4(i00, i10, i20, i30)), f32x4.mul(dx, f32x4.splat(f16Scalar(b0))));
-      acc1 = fma(acc1, f32x4.convert_i32x4_s(reduce4(i01, i11, i21, i31)), f32x4.mul(dx, f32x4.splat(f16Scalar(b1))));
-    }
-    storeColumn(out, oStride, o, acc0);
-    storeColumn(out, oStride, o + 1, acc1);
-  }
-  if (o < o1) {
-    let b0 = w + <usize>o * wStride;
-    let acc0 = f32x4.splat(0);
-    let xb: usize = 0;
-    let sb = s;
-    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32, sb += sBlockStride) {
-      let i00 = i32x4.splat(0), i10 = i32x4.splat(0), i20 = i32x4.splat(0), i30 = i32x4.splat(0);
-      for (let j: usize = 0; j < 32; j += 8) {
-        const w0 = b0 + 2 + j;
-        i00 = idot(i00, q + xb + j, w0);
-        i10 = idot(i10, q1 + xb + j, w0);
-        i20 = idot(i20, q2 + xb + j, w0);
-        i30 = idot(i30, q3 + xb + j, w0);
+      for (let r = full; r < numRows; r++) {
+        const o = out + <usize>r * oStride, xr = xq + <usize>r * xStride, sr = s + <usize>r * sStride;
+        for (let g = gb; g < gbEnd; g++) v128.store(o + (<usize>g << 4), rowGroup(xr, sr, nb, w + <usize>g * gStride));
       }
-      acc0 = fma(acc0, f32x4.convert_i32x4_s(reduce4(i00, i10, i20, i30)), f32x4.mul(v128.load(sb), f32x4.splat(f16Scalar(b0))));
     }
-    storeColumn(out, oStride, o, acc0);
+  }
+  // Columns of groups the range cuts (at most two groups).
+  const cutA = min(oEnd, gA << 2);
+  const cutB = max(gB << 2, cutA);
+  for (let r = 0; r < numRows; r++) {
+    const o = out + <usize>r * oStride, xr = xq + <usize>r * xStride, sr = s + <usize>r * sStride;
+    if (oStart < cutA) storeLanes(o, rowGroup(xr, sr, nb, w + <usize>(oStart >> 2) * gStride), oStart, cutA);
+    if (cutB < oEnd) storeLanes(o, rowGroup(xr, sr, nb, w + <usize>(cutB >> 2) * gStride), cutB, oEnd);
+  }
+}
+
+/** Stores the lanes of v (columns 4g..4g+3 of group g = c0 >> 2) that fall in [c0, c1) at out + column·4. */
+function storeLanes(out: usize, v: v128, c0: i32, c1: i32): void {
+  const base = c0 & ~3;
+  for (let c = c0; c < c1; c++) {
+    const lane = c - base;
+    const p = out + (<usize>c << 2);
+    if (lane == 0) store<f32>(p, f32x4.extract_lane(v, 0));
+    else if (lane == 1) store<f32>(p, f32x4.extract_lane(v, 1));
+    else if (lane == 2) store<f32>(p, f32x4.extract_lane(v, 2));
+    else store<f32>(p, f32x4.extract_lane(v, 3));
+  }
+}
+
+/** One quantised x row (values xr, scales sr) against one group of W: its 4 columns as one vector. */
+function rowGroup(xr: usize, sr: usize, nb: i32, wg: usize): v128 {
+  let acc = f32x4.splat(0);
+  let xp = xr, sp = sr, wp = wg;
+  for (let b = 0; b < nb; b++, wp += R4_BLOCK, sp += 4) {
+    let a0 = i32x4.splat(0), a1 = i32x4.splat(0);
+    let p = wp + 8;
+    for (let j = 0; j < 4; j++, p += 32, xp += 16) {
+      a0 = madd(a0, v128.load32_splat(xp), v128.load8x8_s(p));
+      a1 = madd(a1, v128.load32_splat(xp, 4), v128.load8x8_s(p, 8));
+      a0 = madd(a0, v128.load32_splat(xp, 8), v128.load8x8_s(p, 16));
+      a1 = madd(a1, v128.load32_splat(xp, 12), v128.load8x8_s(p, 24));
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(a0, a1)), f32x4.mul(v128.load32_splat(sp), scales4(wp))));
+  }
+  return acc;
+}
+
+/**
+ * 4 x rows × groups [g0, g1), two groups (8 columns) at a time: 8 integer accumulators per block
+ * (16 k-pair steps, each: 2 weight loads, 4 broadcast x pairs, 8 dot products), then each row's
+ * 8 columns scaled and added to their float accumulators, which live in `out` (in L1; keeping
+ * them in registers as well would spill).
+ */
+function tileQ8(out: usize, oStride: usize, xq: usize, xStride: usize, s: usize, sStride: usize, nb: i32, w: usize, gStride: usize, g0: i32, g1: i32): void {
+  const zero = f32x4.splat(0);
+  let g = g0;
+  for (; g + 2 <= g1; g += 2) {
+    const o0 = out + (<usize>g << 4), o1 = o0 + oStride, o2 = o1 + oStride, o3 = o2 + oStride;
+    v128.store(o0, zero); v128.store(o0, zero, 16); v128.store(o1, zero); v128.store(o1, zero, 16);
+    v128.store(o2, zero); v128.store(o2, zero, 16); v128.store(o3, zero); v128.store(o3, zero, 16);
+    let wa = w + <usize>g * gStride;
+    let xp = xq, sp = s;
+    for (let b = 0; b < nb; b++, wa += R4_BLOCK, sp += 4) {
+      let a00 = i32x4.splat(0), a01 = i32x4.splat(0), a10 = i32x4.splat(0), a11 = i32x4.splat(0);
+      let a20 = i32x4.splat(0), a21 = i32x4.splat(0), a30 = i32x4.splat(0), a31 = i32x4.splat(0);
+      let pa = wa + 8;
+      for (let p = 0; p < 16; p++, pa += 8, xp += 4) {
+        const u = v128.load8x8_s(pa), v = v128.load8x8_s(pa + gStride);
+        let y = v128.load32_splat(xp);
+        a00 = madd(a00, y, u); a01 = madd(a01, y, v);
+        y = v128.load32_splat(xp + xStride);
+        a10 = madd(a10, y, u); a11 = madd(a11, y, v);
+        y = v128.load32_splat(xp + 2 * xStride);
+        a20 = madd(a20, y, u); a21 = madd(a21, y, v);
+        y = v128.load32_splat(xp + 3 * xStride);
+        a30 = madd(a30, y, u); a31 = madd(a31, y, v);
+      }
+      const da = scales4(wa), db = scales4(wa + gStride);
+      let d = v128.load32_splat(sp);
+      v128.store(o0, f32x4.add(v128.load(o0), f32x4.mul(f32x4.convert_i32x4_s(a00), f32x4.mul(d, da))));
+      v128.store(o0, f32x4.add(v128.load(o0, 16), f32x4.mul(f32x4.convert_i32x4_s(a01), f32x4.mul(d, db))), 16);
+      d = v128.load32_splat(sp + sStride);
+      v128.store(o1, f32x4.add(v128.load(o1), f32x4.mul(f32x4.convert_i32x4_s(a10), f32x4.mul(d, da))));
+      v128.store(o1, f32x4.add(v128.load(o1, 16), f32x4.mul(f32x4.convert_i32x4_s(a11), f32x4.mul(d, db))), 16);
+      d = v128.load32_splat(sp + 2 * sStride);
+      v128.store(o2, f32x4.add(v128.load(o2), f32x4.mul(f32x4.convert_i32x4_s(a20), f32x4.mul(d, da))));
+      v128.store(o2, f32x4.add(v128.load(o2, 16), f32x4.mul(f32x4.convert_i32x4_s(a21), f32x4.mul(d, db))), 16);
+      d = v128.load32_splat(sp + 3 * sStride);
+      v128.store(o3, f32x4.add(v128.load(o3), f32x4.mul(f32x4.convert_i32x4_s(a30), f32x4.mul(d, da))));
+      v128.store(o3, f32x4.add(v128.load(o3, 16), f32x4.mul(f32x4.convert_i32x4_s(a31), f32x4.mul(d, db))), 16);
+    }
+  }
+  if (g < g1) {
+    // Odd last group: 4 rows × 1 group, accumulators in registers.
+    let wa = w + <usize>g * gStride;
+    let xp = xq, sp = s;
+    let f0 = zero, f1 = zero, f2 = zero, f3 = zero;
+    for (let b = 0; b < nb; b++, wa += R4_BLOCK, sp += 4) {
+      let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+      let pa = wa + 8;
+      for (let p = 0; p < 16; p++, pa += 8, xp += 4) {
+        const u = v128.load8x8_s(pa);
+        a0 = madd(a0, v128.load32_splat(xp), u);
+        a1 = madd(a1, v128.load32_splat(xp + xStride), u);
+        a2 = madd(a2, v128.load32_splat(xp + 2 * xStride), u);
+        a3 = madd(a3, v128.load32_splat(xp + 3 * xStride), u);
+      }
+      const da = scales4(wa);
+      f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(a0), f32x4.mul(v128.load32_splat(sp), da)));
+      f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(a1), f32x4.mul(v128.load32_splat(sp + sStride), da)));
+      f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(a2), f32x4.mul(v128.load32_splat(sp + 2 * sStride), da)));
+      f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(a3), f32x4.mul(v128.load32_splat(sp + 3 * sStride), da)));
+    }
+    const o0 = out + (<usize>g << 4);
+    v128.store(o0, f0); v128.store(o0 + oStride, f1); v128.store(o0 + 2 * oStride, f2); v128.store(o0 + 3 * oStride, f3);
   }
 }
 
 /**
- * One quantised x row (values q, scale of block b at s + b·sBlockStride) against W columns
- * [o0, o1), 4 columns at a time (the B = 1 decode path). Block sums are reduced to scalars, so a
- * column's result is bit-identical to the same row's lane in tileQ8 (integer sums are exact and
- * the float steps are the same: f32(Σ) · f32(dx·dw) accumulated over blocks in order).
+ * The `matmul` entry for Q8_0_R4 weights: quantises x into this instance's scratch slot and runs
+ * matmulQ8; when all rows do not fit, a slot's worth of rows at a time.
  */
-function rowQ8(out: usize, q: usize, s: usize, sBlockStride: usize, w: usize, numBlocks: i32, wStride: usize, o0: i32, o1: i32): void {
-  let o = o0;
-  for (; o + 4 <= o1; o += 4) {
-    let b0 = w + <usize>o * wStride;
-    let acc = f32x4.splat(0);
-    let xb = q;
-    let sb = s;
-    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32, sb += sBlockStride) {
-      const b1 = b0 + wStride, b2 = b1 + wStride, b3 = b2 + wStride;
-      let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-      for (let j: usize = 0; j < 32; j += 8) {
-        const xv = v128.load8x8_s(xb + j);
-        i0 = i32x4.add(i0, i32x4.dot_i16x8_s(xv, v128.load8x8_s(b0 + 2 + j)));
-        i1 = i32x4.add(i1, i32x4.dot_i16x8_s(xv, v128.load8x8_s(b1 + 2 + j)));
-        i2 = i32x4.add(i2, i32x4.dot_i16x8_s(xv, v128.load8x8_s(b2 + 2 + j)));
-        i3 = i32x4.add(i3, i32x4.dot_i16x8_s(xv, v128.load8x8_s(b3 + 2 + j)));
-      }
-      const ws = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(f16Scalar(b0)), 1, f16Scalar(b1)), 2, f16Scalar(b2)), 3, f16Scalar(b3));
-      acc = fma(acc, f32x4.convert_i32x4_s(reduce4(i0, i1, i2, i3)), f32x4.mul(f32x4.splat(load<f32>(sb)), ws));
-    }
-    v128.store(out + (<usize>o << 2), acc);
-  }
-  for (; o < o1; o++) {
-    let b0 = w + <usize>o * wStride;
-    let acc: f32 = 0;
-    let xb = q;
-    let sb = s;
-    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32, sb += sBlockStride) {
-      let i0 = i32x4.splat(0);
-      i0 = idot(i0, xb, b0 + 2); i0 = idot(i0, xb + 8, b0 + 10); i0 = idot(i0, xb + 16, b0 + 18); i0 = idot(i0, xb + 24, b0 + 26);
-      const isum = (i32x4.extract_lane(i0, 0) + i32x4.extract_lane(i0, 2)) + (i32x4.extract_lane(i0, 1) + i32x4.extract_lane(i0, 3));
-      acc += <f32>isum * (load<f32>(sb) * f16Scalar(b0));
-    }
-    store<f32>(out + (<usize>o << 2), acc);
-  }
-}
-
-/**
- * rowQ8 for long rows (≥ 512 bytes): one W row at a time, so the weights stream sequentially
- * (4 interleaved streams of 816-byte rows ran at half the speed on the 2-vCPU VM; for short rows
- * the 4-column version wins by ~1.3x because its 4 streams are nearly contiguous). Same float
- * steps per column as tileQ8's lanes (batch invariance).
- */
-function rowQ8Seq(out: usize, q: usize, s: usize, sBlockStride: usize, w: usize, numBlocks: i32, wStride: usize, o0: i32, o1: i32): void {
-  for (let o = o0; o < o1; o++) {
-    let b0 = w + <usize>o * wStride;
-    let acc: f32 = 0;
-    let xb = q;
-    let sb = s;
-    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK, xb += 32, sb += sBlockStride) {
-      let i0 = i32x4.splat(0);
-      i0 = idot(i0, xb, b0 + 2); i0 = idot(i0, xb + 8, b0 + 10); i0 = idot(i0, xb + 16, b0 + 18); i0 = idot(i0, xb + 24, b0 + 26);
-      const isum = (i32x4.extract_lane(i0, 0) + i32x4.extract_lane(i0, 2)) + (i32x4.extract_lane(i0, 1) + i32x4.extract_lane(i0, 3));
-      acc += <f32>isum * (load<f32>(sb) * f16Scalar(b0));
-    }
-    store<f32>(out + (<usize>o << 2), acc);
+function matmulQ8Rows(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, outDim: i32, oStart: i32, oEnd: i32): void {
+  const perRow = q8ActivationBytes(1, inDim);
+  if (perRow > scratchBytes) unreachable();
+  const rowsPerPass = <i32>(scratchBytes / perRow);
+  for (let r = 0; r < numRows; r += rowsPerPass) {
+    const rows = min(rowsPerPass, numRows - r);
+    quantizeQ8(scratchPtr, x + (<usize>r * <usize>inDim << 2), rows, inDim);
+    matmulQ8(out + (<usize>r * <usize>outDim << 2), scratchPtr, w, rows, inDim, outDim, oStart, oEnd);
   }
 }
 
@@ -637,15 +605,17 @@ export function getRow(out: usize, w: usize, wType: i32, row: i32, dim: i32): vo
     let k = 0;
     for (; k < n4; k += 4) v128.store(out + (<usize>k << 2), f16x4(src + (<usize>k << 1)));
     for (; k < dim; k++) store<f32>(out + (<usize>k << 2), f16Scalar(src + (<usize>k << 1)));
-  } else if (wType == Q8_0) {
-    const numBlocks = dim >> 5;
-    let b0 = w + <usize>row * <usize>numBlocks * Q8_BLOCK;
+  } else if (wType == Q8_0_R4) {
+    const nb = dim >> 5;
+    const c = <usize>(row & 3) << 1;
+    let blk = w + <usize>(row >> 2) * <usize>nb * R4_BLOCK;
     let o = out;
-    for (let b = 0; b < numBlocks; b++, b0 += Q8_BLOCK) {
-      const d = f32x4.splat(f16Scalar(b0));
-      for (let j: usize = 0; j < 32; j += 8, o += 32) {
-        v128.store(o, q8lo(b0 + 2 + j, d));
-        v128.store(o, q8hi(b0 + 2 + j, d), 16);
+    for (let b = 0; b < nb; b++, blk += R4_BLOCK) {
+      const d = f16Scalar(blk + c);
+      let p = blk + 8 + c;
+      for (let k = 0; k < 16; k++, p += 8, o += 8) {
+        store<f32>(o, d * <f32>load<i8>(p));
+        store<f32>(o, d * <f32>load<i8>(p, 1), 4);
       }
     }
   } else {
