@@ -66,6 +66,10 @@ export class Sampler {
     penaltyTokens: Int32Array | null,
   ): SampledToken {
     const vocab = logits.length;
+    const plainGreedy = params.temperature === 0 && !params.logprobs && params.topLogprobs === 0 &&
+      (penaltyTokens === null || penaltyTokens.length === 0 || (params.repetitionPenalty === 1 && params.frequencyPenalty === 0 && params.presencePenalty === 0));
+    // The common case (greedy, nothing to report): argmax of the logits as they are, no copy.
+    if (plainGreedy) return { requestId, token: argmaxOf(logits), logprob: NaN, topTokens: null, topLogprobs: null };
     this.ensure(vocab);
     const z = this.z;
     z.set(logits);
@@ -274,4 +278,18 @@ export function sampleSeed(seed: number, outputIndex: number): number {
 /** The uniform draw in [0, 1) for output index `outputIndex` of a request with `seed`. */
 export function drawUniform(seed: number, outputIndex: number): number {
   return new SeededRng(sampleSeed(seed, outputIndex)).next();
+}
+
+/** Index of the largest value, the lowest index among equals (the loop below in `sample` does the same). */
+function argmaxOf(v: Float32Array): number {
+  let max = -Infinity;
+  let arg = 0;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    if (x > max) {
+      max = x;
+      arg = i;
+    }
+  }
+  return arg;
 }

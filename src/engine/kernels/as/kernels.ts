@@ -537,15 +537,16 @@ export function rope(x: usize, numRows: i32, numHeads: i32, headDim: i32, positi
   const half = headDim >> 1;
   const rowBytes = <usize>(numHeads * headDim) << 2;
   const headBytes = <usize>headDim << 2;
-  for (let r = 0; r < numRows; r++) {
-    const pos = <f64>load<i32>(positions + (<usize>r << 2));
-    const row = x + <usize>r * rowBytes;
-    // Angles depend on the pair index only, so each cos/sin is computed once and applied to every head.
-    for (let j = 0; j < half; j++) {
-      const angle = pos * Math.pow(theta, <f64>(-2 * j) / <f64>headDim);
+  // Pair-major: the frequency θ^(-2j/headDim) (a pow, the costly part) once per pair for all rows;
+  // each row's cos/sin once per pair for all heads.
+  for (let j = 0; j < half; j++) {
+    const freq = Math.pow(theta, <f64>(-2 * j) / <f64>headDim);
+    let row = x + (<usize>j << 3);
+    for (let r = 0; r < numRows; r++, row += rowBytes) {
+      const angle = <f64>load<i32>(positions + (<usize>r << 2)) * freq;
       const c = <f32>Math.cos(angle);
       const s = <f32>Math.sin(angle);
-      let p = row + (<usize>j << 3);
+      let p = row;
       for (let h = 0; h < numHeads; h++, p += headBytes) {
         const x0 = load<f32>(p);
         const x1 = load<f32>(p, 4);
