@@ -120,6 +120,11 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
     const usageNull = req.includeUsage ? { usage: null } : {};
     const chunk = (choice: Record<string, unknown>): Record<string, unknown> => ({ id, object, created, model: model.id, system_fingerprint: ctx.fingerprint, choices: [choice], ...usageNull });
     const textOffsets = new Map<number, number>();
+    // The per-token event without logprobs, pre-rendered around the text (same bytes as JSON.stringify(chunk)).
+    const head = `data: ${JSON.stringify({ id, object, created, model: model.id, system_fingerprint: ctx.fingerprint }).slice(0, -1)},"choices":[{"index":`;
+    const tail = `,"logprobs":null,"finish_reason":null}]${req.includeUsage ? ',"usage":null' : ""}}\n\n`;
+    const textKey = kind === "chat" ? ',"delta":{"content":' : ',"text":';
+    const textClose = kind === "chat" ? "}" : "";
     if (kind === "chat") {
       for (let i = 0; i < prompts.length * req.n; i++) write(chunk({ index: i, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }));
     }
@@ -129,11 +134,14 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
     const done = new Promise<void>((r) => (resolveDone = r));
     const gen = startGeneration(backend, model, req, prompts, {
       onText(index, text, lp) {
-        if (kind === "chat") write(chunk({ index, delta: { content: text }, logprobs: lp ? chatLogprobs([lp]) : null, finish_reason: null }));
+        if (lp === null) {
+          if (kind === "completion") textOffsets.set(index, (textOffsets.get(index) ?? 0) + text.length);
+          send(`${head}${index}${textKey}${JSON.stringify(text)}${textClose}${tail}`);
+        } else if (kind === "chat") write(chunk({ index, delta: { content: text }, logprobs: chatLogprobs([lp]), finish_reason: null }));
         else {
           const off = textOffsets.get(index) ?? 0;
           textOffsets.set(index, off + text.length);
-          write(chunk({ index, text, logprobs: lp ? completionLogprobs([lp], off) : null, finish_reason: null }));
+          write(chunk({ index, text, logprobs: completionLogprobs([lp], off), finish_reason: null }));
         }
       },
       onChoiceDone(index, reason) {
