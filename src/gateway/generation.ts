@@ -291,6 +291,8 @@ export function startGeneration(
   }
   return {
     cancel() {
+      // every close of a finished stream lands here; an Error (with its stack) for nothing is measurable
+      if (finished) return;
       failure ??= new PrismError("PRISM_REQUEST_CANCELLED", "request cancelled");
       cancelAll();
     },
