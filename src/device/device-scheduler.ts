@@ -100,6 +100,10 @@ export class DeviceScheduler {
   private readonly requests = new Map<RequestId, Request>();
   /** Admitted requests in admission order; may hold stale (no longer running) entries until compacted. */
   private running: Request[] = [];
+  /** Some entry of `running` went stale (finished or preempted) since the last compaction. */
+  private runningStale = false;
+  /** Models with a prefill chunk in the step being planned / applied (their flag is set). */
+  private readonly prefilledModels: ModelEntry[] = [];
   private numRunningTotal = 0;
   private numQueuedTotal = 0;
   private tieSeq = 0;
@@ -170,9 +174,14 @@ export class DeviceScheduler {
     this.onStepFn = fn;
   }
 
-  /** The record of the last completed step (reused object), or null before the first. */
+  /**
+   * The record of the last completed step (reused object), or null before the first. Without an
+   * onStep subscriber its per-model arrays (KV pages, queued, running) are as of this call.
+   */
   get lastStepRecord(): StepRecord | null {
-    return this.numSteps === 0 ? null : this.record;
+    if (this.numSteps === 0) return null;
+    if (!this.record.modelsFilled) this.record.fillModels(this.models);
+    return this.record;
   }
 
   // ==== model management (the layer above) =======================================================
@@ -404,7 +413,7 @@ export class DeviceScheduler {
       this.compactRunning();
       this.numSteps++;
       this.record.fill(this.plan.stepIndex, this.planStartMs, nowMs, result.computeMs, planned.length, this.planPrefillTokens,
-        this.planDecodeTokens, this.numQueuedTotal, this.numRunningTotal, this.models);
+        this.planDecodeTokens, this.numQueuedTotal, this.numRunningTotal, this.onStepFn !== null ? this.models : null);
       planned.length = 0;
       this.plan.seqs.length = 0;
     } finally {
@@ -529,7 +538,9 @@ export class DeviceScheduler {
     this.planPrefillTokens = 0;
     this.planDecodeTokens = 0;
     this.tokenBudget = cfg.maxBatchTokens;
-    for (const m of this.models) if (m !== null) m.prefilledThisStep = false;
+    const prefilled = this.prefilledModels;
+    for (let i = 0; i < prefilled.length; i++) prefilled[i]!.prefilledThisStep = false;
+    prefilled.length = 0;
 
     // 1. decodes, head (most urgent) to tail; a block shortage preempts from the tail.
     const running = this.running;
@@ -713,7 +724,10 @@ export class DeviceScheduler {
     this.addToPlan(r);
     this.tokenBudget -= chunk;
     this.planPrefillTokens += chunk;
-    m.prefilledThisStep = true;
+    if (!m.prefilledThisStep) {
+      m.prefilledThisStep = true;
+      this.prefilledModels.push(m);
+    }
   }
 
   private addToPlan(r: Request): void {
@@ -734,12 +748,15 @@ export class DeviceScheduler {
     this.numPreemptions++;
     m.numRunning--;
     this.numRunningTotal--;
+    this.runningStale = true;
     if (m.numRunning === 0) m.idleSinceMs = nowMs;
     m.queue.push(r, nowMs);
     this.numQueuedTotal++;
   }
 
   private compactRunning(): void {
+    if (!this.runningStale) return;
+    this.runningStale = false;
     const running = this.running;
     let w = 0;
     for (let i = 0; i < running.length; i++) {
@@ -789,6 +806,7 @@ export class DeviceScheduler {
       case "decoding":
         m.numRunning--;
         this.numRunningTotal--;
+        this.runningStale = true;
         break;
       default:
         assertNever(r.kind, "request kind");
@@ -819,8 +837,9 @@ export class DeviceScheduler {
     // queues back and forth as the step mix changes).
     if (this.planPrefillTokens < this.planDecodeTokens || this.planPrefillTokens === 0) return;
     const cfg = this.config;
-    for (const m of this.models) {
-      if (m === null || !m.prefilledThisStep) continue;
+    const prefilled = this.prefilledModels;
+    for (let i = 0; i < prefilled.length; i++) {
+      const m = prefilled[i]!;
       m.msPerPrefillToken = updatePrefillRate(m.msPerPrefillToken, stepMs, numTokens, cfg.prefillEstAlpha);
       if (cfg.policy === "slo" && needsRekey(m.queue.keyedMsPerToken, m.msPerPrefillToken, cfg.rekeyTolerance)) {
         m.queue.rekey(m.msPerPrefillToken, nowMs);

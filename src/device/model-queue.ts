@@ -18,6 +18,7 @@ export class ModelQueue {
   readonly resume = new MinHeap<Request>();
   readonly onTime = new MinHeap<Request>();
   readonly late = new MinHeap<Request>();
+  private readonly scratch: Request[] = [];
   /** The estimate (ms per prefill token) the keys in onTime/late were computed with. */
   keyedMsPerToken: number;
   // Head of the queue after refreshHead(now): class 0 = resume, 1 = fresh; value / tie order within.
@@ -110,13 +111,15 @@ export class ModelQueue {
     }
   }
 
-  /** Recompute every fresh request's key with a new estimate and re-sort (rare; O(n log n)). */
+  /** Recompute every fresh request's key with a new estimate and re-sort (O(n log n); n can be large). */
   rekey(msPerToken: number, nowMs: number): void {
     this.keyedMsPerToken = msPerToken;
     if (this.cfg.policy === "fcfs") return;
-    const all = this.onTime.drain();
-    for (const r of this.late.drain()) all.push(r);
-    for (const r of all) this.pushFresh(r, nowMs);
+    const all = this.scratch;
+    this.onTime.drainInto(all);
+    this.late.drainInto(all);
+    for (let i = 0; i < all.length; i++) this.pushFresh(all[i]!, nowMs);
+    all.length = 0;
   }
 
   /** Compute the head and its priority at `now`; returns the head (or null when empty). */

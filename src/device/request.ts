@@ -128,9 +128,12 @@ export class Request implements HeapItem {
     const s = spec.sampling;
     this.usesPenalties = s.repetitionPenalty !== 1 || s.frequencyPenalty !== 0 || s.presencePenalty !== 0;
 
-    this.blocks = new Int32Array(4);
+    // Sized once for every token the request can ever hold (prompt, generated, output), so the
+    // block table never grows: blocks are needed for at most tokens.length positions.
+    const maxBlocks = Math.max(1, Math.ceil(this.tokens.length / blockTokens));
+    this.blocks = new Int32Array(maxBlocks);
     this.numBlocks = 0;
-    this.offsets = new Uint32Array(4);
+    this.offsets = new Uint32Array(maxBlocks);
     this.offsetsValid = 0;
     this.offsetsEpoch = -1;
     this.offsetsView = EMPTY_U32;
@@ -170,7 +173,7 @@ export class Request implements HeapItem {
     return false;
   }
 
-  /** Grow the block table (doubling) so it can hold numBlocks entries. */
+  /** Grow the block table (doubling) so it can hold numBlocks entries (sized up front; a guard). */
   ensureBlockCapacity(numBlocks: number): void {
     if (numBlocks <= this.blocks.length) return;
     let cap = this.blocks.length;
@@ -193,21 +196,29 @@ export class Request implements HeapItem {
 
   /**
    * Byte offsets of the first numBlocks blocks. Offsets of held blocks change only at a compaction
-   * (memoryEpoch moves), so they are refilled then and otherwise computed once per block.
+   * (memoryEpoch moves), so they are refilled then and otherwise computed once per block. The view
+   * is re-cut only when its length changes (every blockTokens tokens of a decode); a reallocated
+   * table (ensureBlockCapacity) or a freed one (clearBlocks) drops it first.
    */
   blockOffsetsFor(space: KvSpace, numBlocks: number, memoryEpoch: number): Uint32Array {
+    let valid = this.offsetsValid;
     if (this.offsetsEpoch !== memoryEpoch) {
       this.offsetsEpoch = memoryEpoch;
-      this.offsetsValid = 0;
+      valid = 0;
     }
-    const offsets = this.offsets;
-    const blocks = this.blocks;
-    for (let i = this.offsetsValid; i < numBlocks; i++) offsets[i] = space.blockByteOffset(blocks[i]!);
-    if (numBlocks > this.offsetsValid) this.offsetsValid = numBlocks;
-    if (this.offsetsView.length !== numBlocks || this.offsetsView.buffer !== offsets.buffer) {
-      this.offsetsView = offsets.subarray(0, numBlocks);
+    if (valid < numBlocks) {
+      const offsets = this.offsets;
+      const blocks = this.blocks;
+      for (let i = valid; i < numBlocks; i++) offsets[i] = space.blockByteOffset(blocks[i]!);
+      valid = numBlocks;
     }
-    return this.offsetsView;
+    this.offsetsValid = valid;
+    let view = this.offsetsView;
+    if (view.length !== numBlocks) {
+      view = this.offsets.subarray(0, numBlocks);
+      this.offsetsView = view;
+    }
+    return view;
   }
 
   /** The one-token input of a decode step (reused buffer). */

@@ -1,6 +1,8 @@
 /**
  * The per-step record, one reused object per scheduler: filled after every completed step (a few
- * numbers and one pass over the models' KV spaces), then handed to the onStep subscriber.
+ * numbers, and with an onStep subscriber one pass over the models' KV spaces), then handed to the
+ * subscriber. Without one (the simulator) the per-model arrays are filled only when the record is
+ * read through lastStepRecord, from the state at that read.
  */
 import type { DeviceId, ModelId } from "../core/ids.ts";
 import type { ModelEntry } from "./model-entry.ts";
@@ -24,6 +26,8 @@ export class StepRecordImpl implements StepRecord {
   runningByModel: Int32Array = new Int32Array(0);
   /** Model slot of each modelIds entry. */
   private slots: Int32Array = new Int32Array(0);
+  /** The per-model arrays describe the last fill (false: filled lazily by fillModels). */
+  modelsFilled = false;
 
   constructor(deviceId: DeviceId) {
     this.deviceId = deviceId;
@@ -38,10 +42,12 @@ export class StepRecordImpl implements StepRecord {
     this.kvUsedBlocks = new Int32Array(live.length);
     this.queuedByModel = new Int32Array(live.length);
     this.runningByModel = new Int32Array(live.length);
+    this.modelsFilled = false;
   }
 
+  /** models: null leaves the per-model arrays for fillModels (nobody reads them now). */
   fill(stepIndex: number, startMs: number, endMs: number, stepMs: number, numSeqs: number, numPrefillTokens: number,
-    numDecodeTokens: number, numQueued: number, numRunning: number, models: readonly (ModelEntry | null)[]): void {
+    numDecodeTokens: number, numQueued: number, numRunning: number, models: readonly (ModelEntry | null)[] | null): void {
     this.stepIndex = stepIndex;
     this.startMs = startMs;
     this.endMs = endMs;
@@ -51,6 +57,15 @@ export class StepRecordImpl implements StepRecord {
     this.numDecodeTokens = numDecodeTokens;
     this.numQueued = numQueued;
     this.numRunning = numRunning;
+    if (models === null) {
+      this.modelsFilled = false;
+      return;
+    }
+    this.fillModels(models);
+  }
+
+  fillModels(models: readonly (ModelEntry | null)[]): void {
+    this.modelsFilled = true;
     const slots = this.slots;
     for (let i = 0; i < slots.length; i++) {
       const m = models[slots[i]!]!;
