@@ -108,6 +108,8 @@ export interface BenchResult {
   readonly requestedOutputTokens: Int32Array;
   /** usage.prompt_tokens (−1 when not reported). */
   readonly promptTokens: Int32Array;
+  /** The completion id the server streamed ("" when none arrived): joins a request to the server's own log line. */
+  readonly responseIds: readonly string[];
   readonly errors: readonly BenchError[];
   /** From the origin to the last request's end. */
   readonly wallS: number;
@@ -183,6 +185,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   const sendS = new Float64Array(n).fill(NaN);
   const sendLateMs = new Float64Array(n).fill(NaN);
   const promptTokens = new Int32Array(n).fill(-1);
+  const responseIds = new Array<string>(n).fill("");
   const errors: BenchError[] = [];
   const runAbort = new AbortController();
   // per-request controllers, aborted together when the run aborts (one listener, not one per request)
@@ -260,7 +263,10 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       let usage: OpenAI.CompletionUsage | undefined;
       for await (const chunk of stream) {
         if (chunk.choices !== undefined && chunk.choices.length > 0) {
-          if (Number.isNaN(first)) first = performance.now() - t0;
+          if (Number.isNaN(first)) {
+            first = performance.now() - t0;
+            if (typeof chunk.id === "string") responseIds[i] = chunk.id;
+          }
           chunks++;
         }
         if (chunk.usage) usage = chunk.usage;
@@ -350,6 +356,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     requestedInputTokens: trace.inputTokens.slice(0, n),
     requestedOutputTokens: trace.outputTokens.slice(0, n),
     promptTokens,
+    responseIds,
     errors,
     wallS: lastEndMs / 1000,
     stateSamples,
