@@ -797,7 +797,7 @@ export class DeviceScheduler {
       case "failed":
         return;
       case "queued":
-        if (r.queueClass !== 0) {
+        if (r.queueSlot >= 0) {
           m.queue.remove(r);
           this.numQueuedTotal--;
         }
@@ -852,7 +852,7 @@ export class DeviceScheduler {
   private promoteLate(nowMs: number): void {
     const abort = this.config.abortUnreachable;
     for (const m of this.models) {
-      if (m === null || m.queue.onTime.size + m.queue.late.size === 0) continue;
+      if (m === null || m.queue.numOnTime + m.queue.numLate === 0) continue;
       m.queue.promoteLate(nowMs, abort ? (r) => this.abortUnreachable(r, m, nowMs) : null);
     }
   }
@@ -977,8 +977,7 @@ export class DeviceScheduler {
       if (m === null) continue;
       if (m.residency.kind === "resident" && !m.pinned && m.isIdle) wake = Math.min(wake, m.idleSinceMs + m.serving.keepAliveMs);
       if (this.config.abortUnreachable) {
-        const top = m.queue.onTime.peek();
-        if (top !== null) wake = Math.min(wake, top.heapKey);
+        wake = Math.min(wake, m.queue.earliestOnTimeKey());
       }
     }
     return Number.isFinite(wake) ? wake : null;

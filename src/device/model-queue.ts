@@ -1,24 +1,36 @@
 /**
- * The queued requests of one model on one device, in three heaps:
+ * The queued requests of one model on one device, in three heaps over one slot pool:
  *   resume : preempted (or migrated) requests that already streamed tokens, by enqueue time. They
  *            come before any fresh request, device-wide, because their TTFT is behind them and each
  *            one blocks a stream a client is reading (vLLM puts preempted requests at the front too).
  *   onTime : fresh requests with positive slack, by latest start time (see slo-priority.ts); with
  *            policy "fcfs", every fresh request, by arrival.
  *   late   : fresh requests whose slack ran out, by estimated prefill time ("slo" only).
- * The head of the queue and its cross-model priority (headClass, headValue, headTie) are computed
- * by refreshHead(now) without allocating.
+ * A queued request keeps its slot (Request.queueSlot) while it moves between heaps; the slot holds
+ * its key and the inputs of its key (arrival, tokens), so promotion and re-keying work on typed
+ * arrays and never touch the request objects. The head of the queue and its cross-model priority
+ * (headClass, headValue, headTie) are computed by refreshHead(now) without allocating.
  */
 import type { DeviceSchedulerConfig } from "./types.ts";
-import { MinHeap } from "./priority-heap.ts";
-import { QueueClass, type Request } from "./request.ts";
+import { KeySlots, SlotHeap } from "./priority-heap.ts";
+import type { Request } from "./request.ts";
 import { estimatePrefillMs, latestStartMs } from "./slo-priority.ts";
 
+/** Which heap holds a slot. */
+const RESUME = 0;
+const ON_TIME = 1;
+const LATE = 2;
+
 export class ModelQueue {
-  readonly resume = new MinHeap<Request>();
-  readonly onTime = new MinHeap<Request>();
-  readonly late = new MinHeap<Request>();
-  private readonly scratch: Request[] = [];
+  private readonly slots = new KeySlots<Request>();
+  private readonly resume = new SlotHeap(this.slots);
+  private readonly onTime = new SlotHeap(this.slots);
+  private readonly late = new SlotHeap(this.slots);
+  /** Per slot: the heap that holds it, and the key inputs of a fresh request. */
+  private cls: Uint8Array = new Uint8Array(8);
+  private arrivalMs: Float64Array = new Float64Array(8);
+  private numTokens: Int32Array = new Int32Array(8);
+  private scratch: Int32Array = new Int32Array(8);
   /** The estimate (ms per prefill token) the keys in onTime/late were computed with. */
   keyedMsPerToken: number;
   // Head of the queue after refreshHead(now): class 0 = resume, 1 = fresh; value / tie order within.
@@ -40,48 +52,70 @@ export class ModelQueue {
   }
 
   get size(): number {
-    return this.resume.size + this.onTime.size + this.late.size;
+    return this.slots.size;
+  }
+
+  /** Fresh requests not yet past their latest start (slo) / all fresh ones (fcfs). */
+  get numOnTime(): number {
+    return this.onTime.size;
+  }
+
+  get numLate(): number {
+    return this.late.size;
+  }
+
+  /** The smallest on-time key (a latest start time under "slo"), or Infinity. */
+  earliestOnTimeKey(): number {
+    const s = this.onTime.peek();
+    return s < 0 ? Number.POSITIVE_INFINITY : this.slots.keys[s]!;
   }
 
   push(r: Request, nowMs: number): void {
     r.enqueuedMs = nowMs;
+    const slots = this.slots;
     if (r.hasStarted) {
-      r.queueClass = QueueClass.resume;
-      r.heapKey = nowMs;
-      this.resume.push(r);
+      const slot = slots.alloc(r, nowMs, r.tieSeq);
+      this.fitSlotArrays();
+      r.queueSlot = slot;
+      this.cls[slot] = RESUME;
+      this.resume.push(slot);
       return;
     }
-    this.pushFresh(r, nowMs);
+    const slot = slots.alloc(r, 0, r.tieSeq);
+    this.fitSlotArrays();
+    r.queueSlot = slot;
+    this.arrivalMs[slot] = r.arrivalMs;
+    this.numTokens[slot] = r.numTokens;
+    this.placeFresh(slot, nowMs);
   }
 
-  private pushFresh(r: Request, nowMs: number): void {
+  /** Key a fresh request's slot with the current estimate and push it into onTime or late. */
+  private placeFresh(slot: number, nowMs: number): void {
+    const keys = this.slots.keys;
     if (this.cfg.policy === "fcfs") {
-      r.queueClass = QueueClass.onTime;
-      r.heapKey = r.arrivalMs;
-      this.onTime.push(r);
+      this.cls[slot] = ON_TIME;
+      keys[slot] = this.arrivalMs[slot]!;
+      this.onTime.push(slot);
       return;
     }
-    const est = estimatePrefillMs(r.numTokens, this.keyedMsPerToken, this.cfg);
-    const key = latestStartMs(r.arrivalMs, this.ttftSloMs, est);
+    const est = estimatePrefillMs(this.numTokens[slot]!, this.keyedMsPerToken, this.cfg);
+    const key = latestStartMs(this.arrivalMs[slot]!, this.ttftSloMs, est);
     if (key > nowMs) {
-      r.queueClass = QueueClass.onTime;
-      r.heapKey = key;
-      this.onTime.push(r);
+      this.cls[slot] = ON_TIME;
+      keys[slot] = key;
+      this.onTime.push(slot);
     } else {
-      r.queueClass = QueueClass.late;
-      r.heapKey = est;
-      this.late.push(r);
+      this.cls[slot] = LATE;
+      keys[slot] = est;
+      this.late.push(slot);
     }
   }
 
   remove(r: Request): void {
-    switch (r.queueClass) {
-      case QueueClass.resume: this.resume.remove(r); break;
-      case QueueClass.onTime: this.onTime.remove(r); break;
-      case QueueClass.late: this.late.remove(r); break;
-      case QueueClass.none: throw new Error(`request ${r.id} is not queued`);
-    }
-    r.queueClass = QueueClass.none;
+    const slot = r.queueSlot;
+    if (slot < 0 || this.slots.items[slot] !== r) throw new Error(`request ${r.id} is not queued`);
+    this.heapOf(slot).remove(slot);
+    this.release(slot, r);
   }
 
   /**
@@ -90,54 +124,59 @@ export class ModelQueue {
    */
   promoteLate(nowMs: number, unreachable: ((r: Request) => void) | null): void {
     if (this.cfg.policy === "fcfs") return;
+    const slots = this.slots;
     if (unreachable !== null) {
       // Requests enqueued already late (or re-keyed late) are just as unreachable.
-      for (let r = this.late.pop(); r !== null; r = this.late.pop()) {
-        r.queueClass = QueueClass.none;
-        unreachable(r);
-      }
+      for (let s = this.late.pop(); s >= 0; s = this.late.pop()) unreachable(this.take(s));
     }
     const onTime = this.onTime;
-    for (let top = onTime.peek(); top !== null && top.heapKey <= nowMs; top = onTime.peek()) {
+    for (let top = onTime.peek(); top >= 0 && slots.keys[top]! <= nowMs; top = onTime.peek()) {
       onTime.pop();
       if (unreachable !== null) {
-        top.queueClass = QueueClass.none;
-        unreachable(top);
+        unreachable(this.take(top));
         continue;
       }
-      top.queueClass = QueueClass.late;
-      top.heapKey = estimatePrefillMs(top.numTokens, this.keyedMsPerToken, this.cfg);
+      this.cls[top] = LATE;
+      slots.keys[top] = estimatePrefillMs(this.numTokens[top]!, this.keyedMsPerToken, this.cfg);
       this.late.push(top);
     }
   }
 
-  /** Recompute every fresh request's key with a new estimate and re-sort (O(n log n); n can be large). */
+  /**
+   * Recompute every fresh request's key with a new estimate and re-sort: onTime's then late's slots
+   * in array order, each pushed again (O(n log n), on typed arrays only; n can be large).
+   */
   rekey(msPerToken: number, nowMs: number): void {
     this.keyedMsPerToken = msPerToken;
     if (this.cfg.policy === "fcfs") return;
+    const nOnTime = this.onTime.size;
+    const n = nOnTime + this.late.size;
+    if (n === 0) return;
+    if (this.scratch.length < n) this.scratch = new Int32Array(Math.max(n, this.scratch.length * 2));
     const all = this.scratch;
-    this.onTime.drainInto(all);
-    this.late.drainInto(all);
-    for (let i = 0; i < all.length; i++) this.pushFresh(all[i]!, nowMs);
-    all.length = 0;
+    all.set(this.onTime.slotAt.subarray(0, this.onTime.takeAll()), 0);
+    all.set(this.late.slotAt.subarray(0, this.late.takeAll()), nOnTime);
+    for (let i = 0; i < n; i++) this.placeFresh(all[i]!, nowMs);
   }
 
   /** Compute the head and its priority at `now`; returns the head (or null when empty). */
   refreshHead(nowMs: number): Request | null {
+    const slots = this.slots;
+    const keys = slots.keys;
     const res = this.resume.peek();
-    if (res !== null) {
-      this.setHead(res, 0, res.heapKey);
-      return res;
+    if (res >= 0) {
+      this.setHead(res, 0, keys[res]!);
+      return this.head;
     }
     const a = this.onTime.peek();
     const b = this.late.peek();
-    if (a === null && b === null) {
+    if (a < 0 && b < 0) {
       this.head = null;
       return null;
     }
-    const aValue = a === null ? Number.POSITIVE_INFINITY : this.cfg.policy === "fcfs" ? a.heapKey : a.heapKey - nowMs;
-    const bValue = b === null ? Number.POSITIVE_INFINITY : b.heapKey;
-    if (b === null || (a !== null && (aValue < bValue || (aValue === bValue && a.heapTie < b.heapTie)))) this.setHead(a!, 1, aValue);
+    const aValue = a < 0 ? Number.POSITIVE_INFINITY : this.cfg.policy === "fcfs" ? keys[a]! : keys[a]! - nowMs;
+    const bValue = b < 0 ? Number.POSITIVE_INFINITY : keys[b]!;
+    if (b < 0 || (a >= 0 && (aValue < bValue || (aValue === bValue && slots.ties[a]! < slots.ties[b]!)))) this.setHead(a, 1, aValue);
     else this.setHead(b, 1, bValue);
     return this.head;
   }
@@ -151,27 +190,68 @@ export class ModelQueue {
     return r;
   }
 
+  /** Visit every queued request: resume, onTime, late, each in heap array order. */
   forEach(fn: (r: Request) => void): void {
-    this.resume.forEach(fn);
-    this.onTime.forEach(fn);
-    this.late.forEach(fn);
+    const items = this.slots.items;
+    for (const h of [this.resume, this.onTime, this.late]) {
+      const slotAt = h.slotAt;
+      for (let i = 0, n = h.size; i < n; i++) fn(items[slotAt[i]!]!);
+    }
   }
 
   /** Remove every request (drain / failure), resume first, then by heap array order. */
   drainAll(): Request[] {
-    const out = this.resume.drain();
-    for (const r of this.onTime.drain()) out.push(r);
-    for (const r of this.late.drain()) out.push(r);
-    for (const r of out) r.queueClass = QueueClass.none;
+    const out: Request[] = [];
+    const items = this.slots.items;
+    for (const h of [this.resume, this.onTime, this.late]) {
+      const slotAt = h.slotAt;
+      for (let i = 0, n = h.takeAll(); i < n; i++) {
+        const r = items[slotAt[i]!]!;
+        r.queueSlot = -1;
+        out.push(r);
+      }
+    }
+    this.slots.clear();
     this.head = null;
     return out;
   }
 
-  private setHead(r: Request, cls: number, value: number): void {
-    this.head = r;
+  private setHead(slot: number, cls: number, value: number): void {
+    this.head = this.slots.items[slot]!;
     this.headClass = cls;
     this.headValue = value;
-    this.headTie = r.heapTie;
+    this.headTie = this.slots.ties[slot]!;
+  }
+
+  private heapOf(slot: number): SlotHeap {
+    const c = this.cls[slot]!;
+    return c === RESUME ? this.resume : c === ON_TIME ? this.onTime : this.late;
+  }
+
+  /** The request of a slot already out of its heap; frees the slot. */
+  private take(slot: number): Request {
+    const r = this.slots.items[slot]!;
+    this.release(slot, r);
+    return r;
+  }
+
+  private release(slot: number, r: Request): void {
+    this.slots.release(slot);
+    r.queueSlot = -1;
+  }
+
+  private fitSlotArrays(): void {
+    const cap = this.slots.capacity;
+    if (this.cls.length >= cap) return;
+    const cls = new Uint8Array(cap);
+    cls.set(this.cls);
+    this.cls = cls;
+    const arrival = new Float64Array(cap);
+    arrival.set(this.arrivalMs);
+    this.arrivalMs = arrival;
+    const tokens = new Int32Array(cap);
+    tokens.set(this.numTokens);
+    this.numTokens = tokens;
   }
 }
 

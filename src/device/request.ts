@@ -15,14 +15,9 @@
 import type { ModelId, RequestId } from "../core/ids.ts";
 import type { SamplingParams, SeqStep } from "../core/records.ts";
 import type { KvSpace } from "../memory/types.ts";
-import type { HeapItem } from "./priority-heap.ts";
 import type { RequestSink, SubmitRequest } from "./types.ts";
 
 export type RequestKind = "queued" | "prefilling" | "decoding" | "finished" | "cancelled" | "failed";
-
-/** Which of its model's queues a queued request sits in. */
-export const QueueClass = { none: 0, resume: 1, onTime: 2, late: 3 } as const;
-export type QueueClass = (typeof QueueClass)[keyof typeof QueueClass];
 
 /** A SeqStep the scheduler rewrites in place every step (one per request, no per-step allocation). */
 export class MutableSeqStep implements SeqStep {
@@ -53,7 +48,7 @@ export class MutableSeqStep implements SeqStep {
 const EMPTY_I32 = new Int32Array(0);
 const EMPTY_U32 = new Uint32Array(0);
 
-export class Request implements HeapItem {
+export class Request {
   readonly id: RequestId;
   readonly spec: SubmitRequest;
   readonly sink: RequestSink;
@@ -86,10 +81,10 @@ export class Request implements HeapItem {
   private readonly decodeToken: Int32Array;
 
   // ---- queueing ----
-  heapKey: number;
-  heapTie: number;
-  heapIndex: number;
-  queueClass: QueueClass;
+  /** Submission sequence on this device: the tie-break of equal priorities (unique). */
+  readonly tieSeq: number;
+  /** Slot in its model's queue while queued (ModelQueue), else -1. */
+  queueSlot: number;
   /** Clock time of the last enqueue (submit or preemption). */
   enqueuedMs: number;
   /** In the step handed to the executor and not yet completed. */
@@ -140,10 +135,8 @@ export class Request implements HeapItem {
     this.seq = new MutableSeqStep(spec.requestId, spec.modelId, blockTokens, s);
     this.decodeToken = new Int32Array(1);
 
-    this.heapKey = 0;
-    this.heapTie = tie;
-    this.heapIndex = -1;
-    this.queueClass = QueueClass.none;
+    this.tieSeq = tie;
+    this.queueSlot = -1;
     this.enqueuedMs = nowMs;
     this.inStep = false;
     this.cancelRequested = false;

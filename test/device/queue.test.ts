@@ -2,46 +2,118 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { MinHeap, type HeapItem } from "../../src/device/priority-heap.ts";
+import { KeySlots, SlotHeap } from "../../src/device/priority-heap.ts";
 import { estimatePrefillMs, latestStartMs, needsRekey, updatePrefillRate } from "../../src/device/slo-priority.ts";
 import { resolveDeviceSchedulerConfig } from "../../src/device/config.ts";
 import { isPrismError } from "../../src/core/errors.ts";
 import { drive, makeProfile, makeScheduler, submit } from "../helpers/device-harness.ts";
 import { modelId } from "../../src/core/ids.ts";
 
-class Item implements HeapItem {
-  heapIndex = -1;
-  constructor(public heapKey: number, public heapTie: number) {}
+class Item {
+  slot = -1;
+  constructor(public key: number, public tie: number) {}
 }
 
-test("MinHeap: push/pop/remove agree with a sorted list (property)", () => {
+/** The textbook array heap (items in an array, sift up / down): the layout SlotHeap must reproduce. */
+class ReferenceHeap {
+  readonly a: Item[] = [];
+  private less(x: Item, y: Item): boolean {
+    return x.key < y.key || (x.key === y.key && x.tie < y.tie);
+  }
+  push(it: Item): void {
+    this.a.push(it);
+    this.up(this.a.length - 1);
+  }
+  pop(): Item | null {
+    const top = this.a[0];
+    if (top === undefined) return null;
+    const last = this.a.pop()!;
+    if (last !== top) {
+      this.a[0] = last;
+      this.down(0);
+    }
+    return top;
+  }
+  remove(it: Item): void {
+    const i = this.a.indexOf(it);
+    const last = this.a.pop()!;
+    if (last === it) return;
+    this.a[i] = last;
+    if (i > 0 && this.less(last, this.a[(i - 1) >> 1]!)) this.up(i);
+    else this.down(i);
+  }
+  private up(i: number): void {
+    const it = this.a[i]!;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(it, this.a[p]!)) break;
+      this.a[i] = this.a[p]!;
+      i = p;
+    }
+    this.a[i] = it;
+  }
+  private down(i: number): void {
+    const n = this.a.length;
+    const it = this.a[i]!;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      let c = l;
+      if (l + 1 < n && this.less(this.a[l + 1]!, this.a[l]!)) c = l + 1;
+      if (!this.less(this.a[c]!, it)) break;
+      this.a[i] = this.a[c]!;
+      i = c;
+    }
+    this.a[i] = it;
+  }
+}
+
+test("SlotHeap: pops in (key, tie) order and keeps the textbook heap's array order (property)", () => {
   fc.assert(
     fc.property(fc.array(fc.oneof(
-      fc.record({ op: fc.constant("push" as const), key: fc.integer({ min: 0, max: 20 }) }),
-      fc.record({ op: fc.constant("pop" as const) }),
+      fc.record({ op: fc.constant("push" as const), key: fc.integer({ min: 0, max: 20 }), heap: fc.integer({ min: 0, max: 1 }) }),
+      fc.record({ op: fc.constant("pop" as const), heap: fc.integer({ min: 0, max: 1 }) }),
       fc.record({ op: fc.constant("remove" as const), pick: fc.nat() }),
-    ), { maxLength: 200 }), (ops) => {
-      const heap = new MinHeap<Item>();
-      let live: Item[] = [];
+      fc.record({ op: fc.constant("move" as const), pick: fc.nat() }),
+    ), { maxLength: 300 }), (ops) => {
+      // Two heaps over one pool, as a model queue has; "move" takes an item to the other heap.
+      const pool = new KeySlots<Item>();
+      const heaps = [new SlotHeap(pool), new SlotHeap(pool)];
+      const refs = [new ReferenceHeap(), new ReferenceHeap()];
+      const where = new Map<Item, number>();
       let tie = 0;
-      const order = (a: Item, b: Item) => a.heapKey - b.heapKey || a.heapTie - b.heapTie;
+      const push = (it: Item, h: number): void => {
+        it.slot = pool.alloc(it, it.key, it.tie);
+        heaps[h]!.push(it.slot);
+        refs[h]!.push(it);
+        where.set(it, h);
+      };
       for (const o of ops) {
+        const live = [...where.keys()];
         if (o.op === "push") {
-          const it = new Item(o.key, tie++);
-          heap.push(it);
-          live.push(it);
+          push(new Item(o.key, tie++), o.heap);
         } else if (o.op === "pop") {
-          live.sort(order);
-          assert.equal(heap.pop(), live.shift() ?? null);
+          const s = heaps[o.heap]!.pop();
+          const want = refs[o.heap]!.pop();
+          assert.equal(s < 0 ? null : pool.items[s], want);
+          if (want !== null) {
+            pool.release(s);
+            where.delete(want);
+          }
         } else if (live.length > 0) {
           const it = live[o.pick % live.length]!;
-          heap.remove(it);
-          assert.equal(it.heapIndex, -1);
-          live = live.filter((x) => x !== it);
+          const h = where.get(it)!;
+          heaps[h]!.remove(it.slot);
+          refs[h]!.remove(it);
+          pool.release(it.slot);
+          where.delete(it);
+          if (o.op === "move") push(it, 1 - h);
         }
-        assert.equal(heap.size, live.length);
-        live.sort(order);
-        assert.equal(heap.peek(), live[0] ?? null);
+        for (let h = 0; h < 2; h++) {
+          const heap = heaps[h]!;
+          assert.deepEqual(Array.from(heap.slotAt.subarray(0, heap.size), (s) => pool.items[s]), refs[h]!.a);
+        }
+        assert.equal(pool.size, where.size);
       }
     }),
     { numRuns: 200, seed: 9 },
