@@ -19,6 +19,12 @@
  *
  * Memory consequence, accounted for by the planner (ledger.ts): a draining instance holds its
  * weights until step 4, so an activation planned into its bytes waits for them on the device.
+ *
+ * Migration is make-before-break: the target activates while the source keeps serving (the router
+ * prefers an active replica over an activating one, so new requests still go to the source); once
+ * the target is active (`progressMigrations`, each maintenance pass) the source drains as above,
+ * its queued requests going to the target. A request therefore never waits for a migration's
+ * weight load. If the target's load is given up, the source simply stays.
  */
 import { isPrismError, PrismError } from "../core/errors.ts";
 import type { ModelId } from "../core/ids.ts";
@@ -90,6 +96,8 @@ export class ActionExecutor {
   private readonly isPinned: (model: number) => boolean;
   /** Draining instances as model × numDevices + device (cold; a handful at a time). */
   private readonly draining = new Set<number>();
+  /** Migration sources (model × numDevices + device) → target device, while the target activates. */
+  private readonly migrating = new Map<number, number>();
 
   constructor(o: ExecutorOptions) {
     this.devices = o.devices;
@@ -164,6 +172,54 @@ export class ActionExecutor {
     return this.draining.size;
   }
 
+  get numMigrating(): number {
+    return this.migrating.size;
+  }
+
+  /** Some migration's target is active (or gone): a maintenance pass has work. Cheap: reads residency. */
+  migrationReady(): boolean {
+    for (const [key, to] of this.migrating) {
+      const m = Math.floor(key / this.table.numDevices);
+      const code = this.table.get(m, to);
+      if (code !== InstanceCode.activating) return true;
+      if (this.devices[to]!.scheduler.residency(this.models[m]!.profile.id) !== "loading") return true;
+    }
+    return false;
+  }
+
+  /**
+   * Finish make-before-break migrations whose target is active: drain the source toward the target.
+   * A target that is no longer live (its load was given up, or it was deactivated) cancels the
+   * migration: the source takes requests again as a plain active instance.
+   */
+  progressMigrations(nowMs: number): void {
+    if (this.migrating.size === 0) return;
+    const handbacks: Handback[] = [];
+    for (const [key, to] of [...this.migrating]) {
+      const m = Math.floor(key / this.table.numDevices);
+      const from = key - m * this.table.numDevices;
+      if (this.table.get(m, from) !== InstanceCode.migrating) {
+        this.migrating.delete(key);
+        continue;
+      }
+      const code = this.table.get(m, to);
+      const id = this.models[m]!.profile.id;
+      if (code === InstanceCode.activating && this.devices[to]!.scheduler.residency(id) === "resident") {
+        this.table.set(m, to, InstanceCode.active, nowMs);
+        this.router.markActive(m, to);
+      }
+      const now = this.table.get(m, to);
+      if (now === InstanceCode.active) {
+        this.migrating.delete(key);
+        this.beginDrain(m, from, to, nowMs, handbacks);
+      } else if (now !== InstanceCode.activating) {
+        this.migrating.delete(key);
+        this.table.set(m, from, InstanceCode.active, nowMs);
+      }
+    }
+    this.requeue(handbacks, nowMs);
+  }
+
   /** Start an instance (or keep one that exists). */
   activateIndex(m: number, d: number, nowMs: number, countAsActivation = true): void {
     const dev = this.device(d).scheduler;
@@ -197,6 +253,7 @@ export class ActionExecutor {
   forget(m: number, d: number, nowMs: number): void {
     this.router.removeReplica(m, d);
     this.draining.delete(m * this.table.numDevices + d);
+    this.migrating.delete(m * this.table.numDevices + d);
     this.table.set(m, d, InstanceCode.none, nowMs);
     const dev = this.devices[d]!.scheduler;
     const id = this.models[m]!.profile.id;
@@ -221,7 +278,8 @@ export class ActionExecutor {
     const m = this.index(model);
     this.device(device);
     const code = this.table.get(m, device);
-    if (code !== InstanceCode.activating && code !== InstanceCode.active) return;
+    if (code !== InstanceCode.activating && code !== InstanceCode.active && code !== InstanceCode.migrating) return;
+    this.migrating.delete(m * this.table.numDevices + device);
     this.beginDrain(m, device, -1, nowMs, handbacks);
     this.counters.deactivations++;
   }
@@ -234,10 +292,17 @@ export class ActionExecutor {
     if (code !== InstanceCode.activating && code !== InstanceCode.active) {
       throw new PrismError("PRISM_MODEL_NOT_ON_DEVICE", `migrate: model ${model} is not active on device ${from}`, { model, device: from });
     }
-    // Target first, so the source's queued requests have somewhere to go.
     this.activateIndex(m, to, nowMs, false);
-    this.beginDrain(m, from, to, nowMs, handbacks);
     this.counters.migrations++;
+    // Make before break: a resident source keeps serving until the target is active.
+    const id = this.models[m]!.profile.id;
+    if (this.devices[from]!.scheduler.residency(id) === "resident" && this.table.get(m, to) === InstanceCode.activating) {
+      this.table.set(m, from, InstanceCode.migrating, nowMs);
+      this.router.markActive(m, from);
+      this.migrating.set(m * this.table.numDevices + from, to);
+      return;
+    }
+    this.beginDrain(m, from, to, nowMs, handbacks);
   }
 
   private setKvLimit(model: ModelId, device: number, bytes: number, revision: number): void {

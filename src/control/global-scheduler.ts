@@ -196,6 +196,7 @@ export class GlobalScheduler {
       return new PrismError("PRISM_REQUEST_INVALID", `request id ${spec.requestId} is already in flight`, { requestId: spec.requestId });
     }
     this.demand.onArrival(m, nowMs, spec.promptTokens.length);
+    if (this.executor.numMigrating > 0 && this.executor.migrationReady()) this.scheduleMaintenance();
     const t = new Tracked(this, spec, m);
     const res = this.place(t, nowMs, NO_DEVICE, true);
     if (res === "accepted") {
@@ -246,7 +247,7 @@ export class GlobalScheduler {
     const actions: Action[] = [];
     for (let d = 0; d < this.devices.length; d++) {
       const code = this.table.get(m, d);
-      if (code === InstanceCode.active || code === InstanceCode.activating) {
+      if (code === InstanceCode.active || code === InstanceCode.activating || code === InstanceCode.migrating) {
         actions.push({ kind: "deactivate", model, device: this.devices[d]!.scheduler.deviceId });
       }
     }
@@ -365,6 +366,7 @@ export class GlobalScheduler {
     this.inMaintenance = true;
     this.maintenanceDue = false;
     try {
+      this.executor.progressMigrations(nowMs);
       this.executor.settleAll(nowMs);
       this.retryPending(nowMs);
     } finally {
@@ -535,6 +537,14 @@ export class GlobalScheduler {
             continue;
           }
           this.table.set(m, d, code, nowMs);
+          break;
+        case InstanceCode.migrating:
+          if (ms.residency !== "resident" && !busy) {
+            // The device evicted the idle source for room: the target alone serves from now on.
+            this.executor.countExternalEviction();
+            this.executor.forget(m, d, nowMs);
+            continue;
+          }
           break;
         case InstanceCode.draining:
           break;

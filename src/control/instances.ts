@@ -7,7 +7,12 @@
  */
 import type { InstanceState } from "./types.ts";
 
-export const InstanceCode = { none: 0, activating: 1, active: 2, draining: 3 } as const;
+/**
+ * `migrating`: the source of a make-before-break migration — still routed and serving while its
+ * target loads; it starts draining once the target is active. Policies see it as "deactivating"
+ * (it is leaving and holds its weights until drained).
+ */
+export const InstanceCode = { none: 0, activating: 1, active: 2, draining: 3, migrating: 4 } as const;
 export type InstanceCode = (typeof InstanceCode)[keyof typeof InstanceCode];
 
 export class InstanceTable {
@@ -67,5 +72,6 @@ export function instanceState(code: InstanceCode): InstanceState | null {
     case InstanceCode.activating: return "activating";
     case InstanceCode.active: return "active";
     case InstanceCode.draining: return "deactivating";
+    case InstanceCode.migrating: return "deactivating";
   }
 }

@@ -13,28 +13,55 @@ import { Cluster, PAGE_BYTES, tinyModel } from "./cluster-harness.ts";
 const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
 const mid = (s: string) => modelId(s) as never;
 
-test("executor: migrate moves queued requests to the target, running ones finish on the source, which then unloads", () => {
+test("executor: migrate is make-before-break: the source serves until the target is active, then drains to it and unloads", () => {
   const models = [tinyModel("a"), tinyModel("b")];
-  const c = new Cluster({ numDevices: 2, budgetPages: 64, models, policy: "prism", ticks: false, device: { maxBatchSeqs: 2, maxBatchTokens: 64 } });
-  const ids = Array.from({ length: 6 }, () => c.submit("a", 20, 10).id);
-  c.run(10); // a activated on device 0, two requests admitted, four queued
-  const s0 = c.devs[0]!.sched.stats().models.find((m) => m.modelId === "a")!;
-  assert.deepEqual([s0.residency, s0.numRunning, s0.numQueued], ["resident", 2, 4]);
+  // A load takes 100 ms (4 pages of weights); steps 2 ms + 0.05 ms/token.
+  const c = new Cluster({ numDevices: 2, budgetPages: 64, models, policy: "prism", ticks: false, loadMsPerByte: 100 / (4 * PAGE_BYTES), device: { maxBatchSeqs: 2, maxBatchTokens: 64 } });
+  const ids = Array.from({ length: 6 }, () => c.submit("a", 20, 200).id);
+  c.run(150); // a loaded on device 0 by t = 100, two requests running, four queued
+  const on = (d: number) => c.devs[d]!.sched.stats().models.find((m) => m.modelId === "a")!;
+  assert.deepEqual([on(0).residency, on(0).numRunning, on(0).numQueued], ["resident", 2, 4]);
   const report = c.gs.executor.apply([{ kind: "migrate", model: mid("a"), from: deviceId(0), to: deviceId(1) }], c.clock.nowMs());
   assert.deepEqual(report, { applied: 1, failed: [] });
-  const after0 = c.devs[0]!.sched.stats().models.find((m) => m.modelId === "a")!;
-  const after1 = c.devs[1]!.sched.stats().models.find((m) => m.modelId === "a")!;
-  assert.deepEqual([after0.numRunning, after0.numQueued], [2, 0]);
-  assert.deepEqual([after1.numRunning, after1.numQueued], [0, 4]);
-  assert.deepEqual(c.gs.replicasOf("a" as never), [1]);
+  // Nothing moved yet: the source still takes requests (active beats the activating target).
+  assert.deepEqual([on(0).numRunning, on(0).numQueued, on(1).residency, on(1).numQueued], [2, 4, "absent", 0]); // load requested
+  assert.deepEqual(c.gs.replicasOf("a" as never), [0, 1]);
+  assert.equal(c.gs.observe().models[0]!.instances.find((i) => i.device === 0)!.state, "deactivating");
+  ids.push(c.submit("a", 20, 200).id);
+  assert.equal(on(0).numQueued, 5);
   assert.equal(c.gs.counters.migrations, 1);
-  assert.equal(c.gs.counters.requeued, 4);
-  c.run(5000);
+  assert.equal(c.gs.counters.requeued, 0);
+  c.run(260); // the target is resident at t = 250
+  assert.equal(on(1).residency, "resident");
+  // The next submit still lands on the source, and schedules the maintenance that drains it to the target.
+  ids.push(c.submit("a", 20, 200).id);
+  c.run(261);
+  assert.deepEqual(c.gs.replicasOf("a" as never), [1]);
+  assert.deepEqual([on(0).numRunning, on(0).numQueued], [2, 0]);
+  assert.equal(on(1).numRunning + on(1).numQueued, 6);
+  assert.equal(c.gs.counters.requeued, 6);
+  c.run(20_000);
   c.gs.maintain();
   for (const id of ids) assert.deepEqual(c.sink.tokens.get(id), c.expectedTokens(id));
   assert.equal(c.devs[0]!.sched.hasModel(modelId("a")), false, "the source instance is removed once drained");
   assert.deepEqual(c.devs[0]!.exec.events.filter((e) => e.endsWith(" a")), ["load a", "unload a"]);
   assert.equal(c.gs.observe().models[0]!.instances.length, 1);
+});
+
+test("executor: a migration whose target load is given up leaves the source serving", () => {
+  const models = [tinyModel("a"), tinyModel("b")];
+  const c = new Cluster({ numDevices: 2, budgetPages: 64, models, policy: "prism", ticks: false, loadMsPerByte: 100 / (4 * PAGE_BYTES) });
+  c.submit("a", 20, 5);
+  c.run(150);
+  c.gs.executor.apply([{ kind: "migrate", model: mid("a"), from: deviceId(0), to: deviceId(1) }], c.clock.nowMs());
+  // The target instance goes away before it is active (an admin unload of that instance, say).
+  c.gs.executor.apply([{ kind: "deactivate", model: mid("a"), device: deviceId(1) }], c.clock.nowMs());
+  c.gs.maintain();
+  assert.deepEqual(c.gs.replicasOf("a" as never), [0]);
+  assert.equal(c.gs.observe().models[0]!.instances.find((i) => i.device === 0)!.state, "active");
+  const id = c.submit("a", 20, 5).id;
+  c.run(5000);
+  assert.deepEqual(c.sink.tokens.get(id), c.expectedTokens(id));
 });
 
 test("executor: deactivate hands queued requests back; they wait for the next activation and none is lost", () => {
