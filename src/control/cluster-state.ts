@@ -51,6 +51,7 @@ export interface ModelRecord {
 export const NO_DEMAND: DemandView = Object.freeze({
   arrivalRatePerS: 0,
   tokenRatePerS: 0,
+  promptSqRatePerS: 0,
   outstandingRequests: 0,
   outstandingTokens: 0,
   violationFraction: 0,

@@ -17,9 +17,10 @@ export function resolveControlConfig(partial: Partial<ControlConfig> = {}): Cont
   const c: ControlConfig = { ...DEFAULT_CONTROL_CONFIG, ...partial };
   const bad = (option: string, why: string): PrismError =>
     new PrismError("PRISM_CONFIG_INVALID", `control option ${option}=${String((c as unknown as Record<string, unknown>)[option])}: ${why}`, { option });
-  const positive: (keyof ControlConfig)[] = ["roundMs", "rateWindowMs", "violationWindowMs", "loadBytesPerMs"];
+  const positive: (keyof ControlConfig)[] = ["roundMs", "rateWindowMs", "violationWindowMs", "loadBytesPerMs", "computeBytesPerMs"];
   for (const k of positive) if (!(c[k] > 0) || !Number.isFinite(c[k])) throw bad(k, "must be a finite number > 0");
   const nonNegative: (keyof ControlConfig)[] = ["tau", "idleEvictMs", "swapMaxWaitMs"];
+  if (!(c.activationStartMs >= 0) || !Number.isFinite(c.activationStartMs)) throw bad("activationStartMs", "must be a finite number ≥ 0");
   for (const k of nonNegative) if (!(c[k] >= 0)) throw bad(k, "must be a number ≥ 0");
   if (!(c.tau < 1)) throw bad("tau", "must be < 1 (a relative improvement)");
   if (!Number.isSafeInteger(c.maxMigrationsPerRound) || c.maxMigrationsPerRound < 0) throw bad("maxMigrationsPerRound", "must be an integer ≥ 0");

@@ -32,6 +32,8 @@ export class DemandEstimator {
   private readonly arrivalAt: Float64Array;
   private readonly tokenAcc: Float64Array;
   private readonly tokenAt: Float64Array;
+  /** Σ promptTokens² of arrivals, decayed like the arrival count (prefill interference, prism). */
+  private readonly promptSqAcc: Float64Array;
   private readonly violAcc: Float64Array;
   private readonly doneAcc: Float64Array;
   private readonly doneAt: Float64Array;
@@ -54,6 +56,7 @@ export class DemandEstimator {
     this.arrivalAt = new Float64Array(n).fill(opts.startMs);
     this.tokenAcc = new Float64Array(n);
     this.tokenAt = new Float64Array(n).fill(opts.startMs);
+    this.promptSqAcc = new Float64Array(n);
     this.violAcc = new Float64Array(n);
     this.doneAcc = new Float64Array(n);
     this.doneAt = new Float64Array(n).fill(opts.startMs);
@@ -75,7 +78,9 @@ export class DemandEstimator {
 
   /** A request for `model` reached the control layer (router). */
   onArrival(model: number, nowMs: number, promptTokens: number): void {
-    this.arrivalAcc[model] = decayed(this.arrivalAcc[model]!, nowMs - this.arrivalAt[model]!, this.rateWindowMs) + 1;
+    const dt = nowMs - this.arrivalAt[model]!;
+    this.arrivalAcc[model] = decayed(this.arrivalAcc[model]!, dt, this.rateWindowMs) + 1;
+    this.promptSqAcc[model] = decayed(this.promptSqAcc[model]!, dt, this.rateWindowMs) + promptTokens * promptTokens;
     this.arrivalAt[model] = Math.max(this.arrivalAt[model]!, nowMs);
     this.addTokens(model, nowMs, promptTokens);
     this.outstandingReqs[model]! += 1;
@@ -106,6 +111,11 @@ export class DemandEstimator {
 
   arrivalRatePerS(model: number, nowMs: number): number {
     return (decayed(this.arrivalAcc[model]!, nowMs - this.arrivalAt[model]!, this.rateWindowMs) * 1000) / this.rateWindowMs;
+  }
+
+  /** Σ promptTokens² per second (EWMA over the rate window; no prior). */
+  promptSqRatePerS(model: number, nowMs: number): number {
+    return (decayed(this.promptSqAcc[model]!, nowMs - this.arrivalAt[model]!, this.rateWindowMs) * 1000) / this.rateWindowMs;
   }
 
   tokenRatePerS(model: number, nowMs: number): number {
@@ -141,6 +151,7 @@ export class DemandEstimator {
     return {
       arrivalRatePerS: this.arrivalRatePerS(model, nowMs),
       tokenRatePerS: this.tokenRatePerS(model, nowMs),
+      promptSqRatePerS: this.promptSqRatePerS(model, nowMs),
       outstandingRequests: this.outstandingReqs[model]!,
       outstandingTokens: this.outstandingToks[model]!,
       violationFraction: this.violationFraction(model, nowMs),

@@ -67,6 +67,12 @@ export interface DemandView {
   readonly arrivalRatePerS: number;
   /** EWMA of tokens (prompt at arrival + output at finish) per second. */
   readonly tokenRatePerS: number;
+  /**
+   * EWMA of Σ promptTokens² per second: with the model's prefill cost per token it gives the
+   * second moment of its prefill step lengths, i.e. how long requests of co-located models wait
+   * behind them (prism's interference term).
+   */
+  readonly promptSqRatePerS: number;
   /** Requests arrived and not yet finished/dropped, and their prompt tokens. */
   readonly outstandingRequests: number;
   readonly outstandingTokens: number;
@@ -153,15 +159,28 @@ export interface ControlConfig {
   /** Migration hysteresis: move only if the pressure drops by more than this fraction. */
   readonly tau: number;
   readonly maxMigrationsPerRound: number;
-  /** Default keep-alive: an idle, unpinned model is evicted after this long without use (prism only). */
+  /**
+   * Default keep-alive: an idle, unpinned model is evicted after this long without use (prism only).
+   * Infinity (the default) = lazy eviction: idle models leave only when an activation needs their room.
+   */
   readonly idleEvictMs: number;
   /** Sliding windows of the demand estimator. */
   readonly rateWindowMs: number;
   readonly violationWindowMs: number;
   /** Fraction of a device's memory that placement keeps free of weights, for the co-located models' KV. */
   readonly minKvFraction: number;
-  /** Host→device weight bandwidth, for activation-time estimates (bytes per ms). */
+  /**
+   * Activation-time estimate = activationStartMs + weightBytes / loadBytesPerMs: host→device weight
+   * bandwidth (bytes per ms) and the fixed start cost (engine bind, CUDA context, …) of one activation.
+   */
   readonly loadBytesPerMs: number;
+  readonly activationStartMs: number;
+  /**
+   * Prefill throughput of a device in weight bytes × tokens per ms: a prompt of n tokens of a model
+   * with W weight bytes (bf16: 2·params FLOPs per token = W) takes ≈ n·W / computeBytesPerMs ms.
+   * Default: an H100 (989 TFLOP/s bf16) at 50% MFU.
+   */
+  readonly computeBytesPerMs: number;
   /**
    * A model waiting this long forces room: swap evicts a busy resident model; prism drains busy
    * models of strictly lower demand weight.
@@ -175,12 +194,15 @@ export const DEFAULT_CONTROL_CONFIG: ControlConfig = Object.freeze({
   roundMs: 5000,
   tau: 0.2,
   maxMigrationsPerRound: 1,
-  idleEvictMs: 5000,
+  // Lazy: an idle model costs nothing until its memory is needed, and every reload costs a load.
+  idleEvictMs: Infinity,
   rateWindowMs: 30_000,
   violationWindowMs: 3000,
   minKvFraction: 0.05,
   // Prism's prototype estimates swap-in as weights / 6 GB/s (scheduling/state.py).
   loadBytesPerMs: 6e6,
+  activationStartMs: 0,
+  computeBytesPerMs: 4.945e11,
   swapMaxWaitMs: 2000,
   maxPendingPerModel: 256,
 });

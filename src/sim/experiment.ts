@@ -206,10 +206,9 @@ export function runPolicy(p: PreparedWorkload, o: RunOptions): RunOutput {
   const span = Math.max(1e-9, scaled.numRequests > 0 ? scaled.arrivalS[scaled.numRequests - 1]! : 1);
   trace.modelNames.forEach((n, m) => expected.set(n, counts[m]! / span));
   const cm = p.costModel;
-  const loadBytesPerMs = effectiveLoadBytesPerMs(p);
   const driver = new GlobalDriver({
     policy: o.policy,
-    config: { loadBytesPerMs, ...(o.control ?? {}) },
+    config: { ...loadEstimate(p), ...(o.control ?? {}) },
     expectedRates: expected,
     ...(o.policyOptions !== undefined ? { policyOptions: o.policyOptions } : {}),
   });
@@ -290,18 +289,18 @@ export function defaultWarmupS(p: Pick<PreparedWorkload, "models">): number {
 }
 
 /**
- * The policies estimate activation time as weightBytes / loadBytesPerMs (one number), while the
- * modelled load is activationStartMs + bytes / link. We give them the workload's effective rate
- * Σ weights / Σ loadMs over its models, so the estimate is right on average, and exact for no model.
+ * What the policies need to estimate an activation exactly as the cost model charges it:
+ * activationStartMs + weightBytes / loadBytesPerMs (cost-model.ts: loadMs, tp 1 in multi-model runs),
+ * and the device's prefill throughput.
  */
-export function effectiveLoadBytesPerMs(p: Pick<PreparedWorkload, "models">): number {
-  let bytes = 0;
-  let ms = 0;
-  for (const m of p.models) {
-    bytes += m.cost.profile.weightBytes;
-    ms += m.cost.loadMs;
-  }
-  return ms > 0 ? bytes / ms : 1;
+export function loadEstimate(p: Pick<PreparedWorkload, "costModel">): { loadBytesPerMs: number; activationStartMs: number; computeBytesPerMs: number } {
+  const cm = p.costModel;
+  return {
+    loadBytesPerMs: (cm.device.hostLinkBytesPerS * cm.eff.hostLinkEfficiency) / 1000,
+    activationStartMs: cm.eff.activationStartMs,
+    // 2·params FLOPs per token = weight bytes (bf16): the cost model's prefill rate (cost-model.ts msPerTokenFlops).
+    computeBytesPerMs: (cm.device.peakFlops * cm.eff.mfu) / 1000,
+  };
 }
 
 function toTimeline(policy: string, devices: number, r: SimRunResult, names: readonly string[]): Timeline {

@@ -15,6 +15,8 @@ export interface ModelOpts {
   /** Observed (EWMA) arrival rate. */
   rate?: number;
   tokenRate?: number;
+  /** Σ prompt tokens² per second. */
+  promptSqRate?: number;
   /** Caller's expected rate (initial placement). */
   expected?: number;
   pinned?: boolean;
@@ -40,6 +42,7 @@ export function model(id: string, o: ModelOpts = {}): ModelRecord {
       ...NO_DEMAND,
       arrivalRatePerS: o.rate ?? 0,
       tokenRatePerS: o.tokenRate ?? 0,
+      promptSqRatePerS: o.promptSqRate ?? 0,
       violationFraction: o.violation ?? 0,
       lastArrivalMs: o.lastArrivalMs ?? -Infinity,
     },
