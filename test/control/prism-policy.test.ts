@@ -8,8 +8,9 @@ import { act, deact, device, inst, mig, model, state, MiB } from "./helpers.ts";
 const cfg = (o: Partial<ControlConfig> = {}): ControlConfig => ({ ...DEFAULT_CONTROL_CONFIG, minKvFraction: 0.1, ...o });
 
 test("prism: the lighter of two co-located models migrates to the empty device, the heaviest stays", () => {
+  // d0's KV is contended: 40 of its 80 MiB of shared KV in use.
   const s = state(0, [model("a", { rate: 10 }), model("b", { rate: 5 })], [
-    device(0, 100, [inst("a", { queued: 2 }), inst("b", { running: 1 })]),
+    device(0, 100, [inst("a", { queued: 2, kvUsedMiB: 40 }), inst("b", { running: 1 })]),
     device(1, 100),
   ]);
   // Algorithm 1: a (w=10) first: both devices empty → d0 (current). b (w=5): d1 = 5/90 beats d0 = 15/80 by > τ.
@@ -19,7 +20,7 @@ test("prism: the lighter of two co-located models migrates to the empty device, 
 
 test("prism: τ keeps a model where it is when the move gains less than τ", () => {
   const s = state(0, [model("a", { rate: 10 }), model("b", { rate: 5 })], [
-    device(0, 100, [inst("a", { queued: 2 }), inst("b", { running: 1 })]),
+    device(0, 100, [inst("a", { queued: 2, kvUsedMiB: 40 }), inst("b", { running: 1 })]),
     device(1, 100),
   ]);
   // Gain: .1875 → .111 is 41%: less than τ = 50%, more than τ = 30%.
@@ -30,7 +31,7 @@ test("prism: τ keeps a model where it is when the move gains less than τ", () 
 test("prism: at most maxMigrationsPerRound migrations, heaviest movable model first", () => {
   const models = [model("a", { rate: 8 }), model("b", { rate: 6 }), model("c", { rate: 4 }), model("d", { rate: 2 })];
   const devices = () => [
-    device(0, 100, [inst("a", { running: 1 }), inst("b", { running: 1 }), inst("c", { running: 1 }), inst("d", { running: 1 })]),
+    device(0, 100, [inst("a", { running: 1, kvUsedMiB: 30 }), inst("b", { running: 1 }), inst("c", { running: 1 }), inst("d", { running: 1 })]),
     device(1, 100),
     device(2, 100),
   ];
@@ -43,11 +44,21 @@ test("prism: at most maxMigrationsPerRound migrations, heaviest movable model fi
 
 test("prism: models in transition, pinned models and models without demand are never moved", () => {
   const s = state(0, [model("a", { rate: 10 }), model("b", { rate: 5 }), model("c", { rate: 5, pinned: true }), model("z", { rate: 0 })], [
-    device(0, 100, [inst("a", { running: 1 }), inst("b", { state: "activating" }), inst("c", { running: 1 }), inst("z", { running: 1 })]),
+    device(0, 100, [inst("a", { running: 1, kvUsedMiB: 30 }), inst("b", { state: "activating" }), inst("c", { running: 1 }), inst("z", { running: 1 })]),
     device(1, 100),
   ]);
   // Only "a" may move (and does: 20/60 on d0 → 10/90 on d1); b, c and z stay whatever it costs.
   assert.deepEqual(new PrismPolicy(cfg()).plan(s, 0), [mig("a", 0, 1)]);
+});
+
+test("prism: no KVPR migration off a device whose KV is not contended (the move would buy nothing)", () => {
+  const at = (kvUsedMiB: number) => state(0, [model("a", { rate: 10 }), model("b", { rate: 5 })], [
+    device(0, 100, [inst("a", { queued: 2, kvUsedMiB }), inst("b", { running: 1 })]),
+    device(1, 100),
+  ]);
+  // Shared KV on d0: 100 − 20 = 80 MiB; contended from half of it.
+  assert.deepEqual(new PrismPolicy(cfg()).plan(at(39), 1000), []);
+  assert.deepEqual(new PrismPolicy(cfg()).plan(at(40), 1000), [mig("b", 0, 1)]);
 });
 
 test("prism: a migration never lands where the weights do not fit", () => {
@@ -179,4 +190,96 @@ test("prism: a starving model drains busy models of strictly lower demand (never
   assert.deepEqual(p.plan(at(2000, 5), 2000), [deact("busy", 0), act("w", 0)]);
   assert.deepEqual(p.plan(at(2000, 0.5), 2000), []); // lighter than the resident model: it waits
   assert.deepEqual(p.onDemand(at(2000, 5), 1, 2000), { kind: "wait" }); // forcing is a round decision
+});
+
+test("prism: eviction takes the idle model worth least per byte (missRate = rate × cold-start cost), not the LRU one", () => {
+  // 30 MiB reloads in 5.2 ms (6e6 B/ms): that misses a 1 ms TTFT SLO (cost 1), not a 10 s one (cost 0.05).
+  const models = (wRate: number) => [
+    model("busy", { rate: 1, weightMiB: 30 }),
+    model("tight", { rate: 1, weightMiB: 30, ttftMs: 1 }),
+    model("loose", { rate: 1, weightMiB: 30, ttftMs: 10_000 }),
+    model("w", { rate: wRate, weightMiB: 30, pending: 1 }),
+  ];
+  const at = (wRate: number) => state(1000, models(wRate), [
+    device(0, 100, [inst("busy", { running: 1 }), inst("tight", { lastUsedMs: 100 }), inst("loose", { lastUsedMs: 200 })]),
+  ]);
+  const p = new PrismPolicy(cfg());
+  assert.equal(p.missRate(at(1).models[1]!), 1);
+  assert.equal(p.missRate(at(1).models[2]!), 0.05);
+  // 90 MiB of weights may stay: one of the idle two goes. LRU would pick "tight" (used at 100 ms).
+  assert.deepEqual(p.plan(at(1), 1000), [deact("loose", 0), act("w", 0)]);
+  assert.deepEqual(p.onDemand(at(1), 3, 1000), { kind: "activate", actions: [deact("loose", 0), act("w", 0)], device: 0 });
+  // A model arriving more rarely than the cheapest victim's misses (0.05/s) waits: no thrashing.
+  assert.deepEqual(p.plan(at(0.04), 1000), []);
+  assert.deepEqual(p.onDemand(at(0.04), 3, 1000), { kind: "wait" });
+});
+
+test("prism: the activation estimate includes activationStartMs (a fixed start cost can make a reload miss)", () => {
+  // 60 MiB = 62914560 B at 6e6 B/ms = 10.49 ms; TTFT SLO 20 ms: misses only beyond 0.9 × 20 = 18 ms.
+  const m = state(0, [model("m", { rate: 2, weightMiB: 60, ttftMs: 20 })], [device(0, 100)]).models[0]!;
+  assert.equal(new PrismPolicy(cfg()).activationMs(m), 62914560 / 6e6);
+  assert.equal(new PrismPolicy(cfg()).missRate(m), 2 * 0.05);
+  assert.equal(new PrismPolicy(cfg({ activationStartMs: 10 })).activationMs(m), 10 + 62914560 / 6e6);
+  assert.equal(new PrismPolicy(cfg({ activationStartMs: 10 })).missRate(m), 2);
+});
+
+test("prism: an activation avoids a device with a weight load in flight (one copy at a time per device)", () => {
+  const s = state(0, [model("l", { weightMiB: 10 }), model("h", { rate: 5, weightMiB: 10 }), model("w", { rate: 1, weightMiB: 10, pending: 1 })], [
+    device(0, 100, [inst("l", { state: "activating" })]),
+    device(1, 100, [inst("h", { running: 1 })]),
+  ]);
+  // KVPR would pick d0: (0 + 1)/80 = .0125 < d1: (5 + 1)/80 = .075. d0 is still loading l.
+  assert.deepEqual(new PrismPolicy(cfg()).plan(s, 0), [act("w", 1)]);
+});
+
+test("prism: warm start prefetches models by missRate per byte into free memory, lowest resulting KVPR, up to (1 − fillKvFraction)", () => {
+  // All reloads fit their 1 s SLO: cost 0.05 each, so the order is rate per byte: a (.1/MiB), b, e (.05), c (.02); d has no demand.
+  const models = [
+    model("a", { rate: 4, weightMiB: 40 }),
+    model("b", { rate: 2, weightMiB: 40 }),
+    model("c", { rate: 1, weightMiB: 50 }),
+    model("d", { rate: 0, weightMiB: 10 }),
+    model("e", { rate: 1, weightMiB: 20 }),
+  ];
+  const s = state(0, models, [device(0, 100), device(1, 100)]);
+  // a → d0 (tie); b: d1 2/60 < d0 6/20; e: d1 3/40 < d0 5/40; c (50): only d0 (40 + 50 = 90 ≤ 90), 5/10.
+  assert.deepEqual(new PrismPolicy(cfg()).plan(s, 0), [act("a", 0), act("b", 1), act("e", 1), act("c", 0)]);
+  assert.deepEqual(new PrismPolicy(cfg(), { fillKvFraction: 1 }).plan(s, 0), []);
+  // KV in use counts against the fill: 1 + 50 MiB taken leaves room only for e (20 MiB) below 90.
+  const busy = state(0, [...models, model("k", { rate: 0, weightMiB: 1 })], [device(0, 100, [inst("k", { running: 1, kvUsedMiB: 50 })])]);
+  assert.deepEqual(new PrismPolicy(cfg()).plan(busy, 0), [act("e", 0)]);
+});
+
+// Interference tests: 20 MiB of weights at 209715200 B·token/ms prefill 0.1 ms per token; a prompt
+// second moment of 4e6 tokens²/s gives prefillLoad = 4e6 × 0.01 / 4000 = 10.
+const slow = (o: Partial<ControlConfig> = {}) => cfg({ computeBytesPerMs: 209715200, ...o });
+
+test("prism: prefill interference steers an activation away from a tight, busy model (compute term)", () => {
+  const at = (promptSqRate: number) => state(0, [
+    model("m0", { rate: 4, ttftMs: 100, weightMiB: 10 }),
+    model("q", { rate: 10, weightMiB: 10 }),
+    model("big", { rate: 1, weightMiB: 20, pending: 1, promptSqRate }),
+  ], [device(0, 1000, [inst("m0", { running: 1 })]), device(1, 100, [inst("q", { running: 1 })])]);
+  const p = new PrismPolicy(slow());
+  assert.equal(p.prefillLoad(at(4e6).models[2]!), 10);
+  // KVPR alone (w = rate / TTFT s): d0 (40 + 1)/970 = .042 < d1 (10 + 1)/70 = .157.
+  assert.deepEqual(p.plan(at(0), 0), [act("big", 0)]);
+  // With big's long prompts: d0 loses 10 × 4/100 = .4 misses/s, d1 10 × 10/1000 = .1.
+  assert.deepEqual(p.plan(at(4e6), 0), [act("big", 1)]);
+});
+
+test("prism: interference migration separates co-located models when it saves ≥ 0.01 misses/s (make before break)", () => {
+  const at = (promptSqRate: number, d1: ReturnType<typeof device>) => state(0, [
+    model("m0", { rate: 4, ttftMs: 100, weightMiB: 10 }),
+    model("big", { rate: 1, weightMiB: 20, promptSqRate }),
+    model("x", { weightMiB: 10 }),
+  ], [device(0, 100, [inst("m0", { running: 1 }), inst("big", { running: 1 })]), d1]);
+  const p = new PrismPolicy(slow());
+  // Both ways the pair costs .4 misses/s (m0 waits behind big's prefills); moving either saves .4:
+  // the lighter one (m0, 10 MiB) moves.
+  assert.deepEqual(p.plan(at(4e6, device(1, 100)), 0), [mig("m0", 0, 1)]);
+  // Not while the target is loading, nor below the minimum gain (4e4 → .004 misses/s), nor with a zero budget.
+  assert.deepEqual(p.plan(at(4e6, device(1, 100, [inst("x", { state: "activating" })])), 0), []);
+  assert.deepEqual(p.plan(at(4e4, device(1, 100)), 0), []);
+  assert.deepEqual(new PrismPolicy(slow({ maxMigrationsPerRound: 0 })).plan(at(4e6, device(1, 100)), 0), []);
 });

@@ -1,27 +1,34 @@
 /**
- * Prism's global policy: time sharing (idle eviction, activation on demand) plus space sharing placed
- * by the KV-pressure ratio (prism.md §4.1, §8.3). One round, in order:
+ * Prism's global policy: time sharing (activation on demand, eviction when room is needed) plus
+ * space sharing placed by the KV-pressure ratio (prism.md §4.1, §8.3). One round, in order:
  *
- * 1. Evict: an active, unpinned instance with nothing queued or running, no request of its model
- *    waiting anywhere, and unused for the model's keep-alive. Change from the prototype (its rule is
- *    5 s idle): a model whose reload would miss its own TTFT SLO (weights / load bandwidth > TTFT SLO)
- *    is kept while its device's shared KV is less than half used — evicting it would buy memory
- *    nobody needs at the price of a certain SLO miss; when memory is needed, activation may still
- *    evict it as an idle victim.
+ * 1. Evict on keep-alive, only when one is configured (default: lazy, idle models leave only when
+ *    an activation needs their room): an active, unpinned instance with nothing queued or running,
+ *    no request of its model waiting, unused for the model's keep-alive; with protectTightSlo, a
+ *    model whose reload would miss its own TTFT SLO is kept while its device's shared KV is less
+ *    than half used.
  * 2. Rebalance: Algorithm 1 (min-max KVPR, heaviest w = rate / TTFT-SLO first) over the movable
  *    models (exactly one active instance, unpinned, w > 0), the rest fixed where they are. τ: keep the
  *    current device unless the best one's resulting KVPR is lower by more than τ (relative). Of the
- *    models Algorithm 1 would move, the heaviest are migrated, at most maxMigrationsPerRound, and
- *    only if in the real cluster the move lowers max(KVPR_src, KVPR_dst) by more than τ (the source
- *    judged once drained, its weights turned into KV) — a capped subset of a joint re-placement
- *    must not make things worse.
- * 3. Activate: models with pending requests and no instance, most-violating first (the prototype's
- *    order), then oldest pending. Device: the lowest resulting KVPR among devices where the weights
- *    fit; only if none fits, devices where they fit after evicting idle unpinned models (LRU first,
- *    as few as needed), again by lowest resulting KVPR. Preferring no eviction keeps warm models
- *    warm (the KVPR after eviction would otherwise favour evicting, since freed weights become KV).
+ *    models Algorithm 1 would move, the heaviest are migrated, at most maxMigrationsPerRound, only
+ *    off a device whose KV is actually contended (KV in use ≥ half its shared KV: otherwise a lower
+ *    KVPR buys nothing and the move costs a weight load), and only if in the real cluster the move
+ *    lowers max(KVPR_src, KVPR_dst) by more than τ (the source judged once drained).
+ * 3. Separate (compute term, see prefillLoad): within the same migration budget, move the model
+ *    whose prefill interference with its co-located models would drop most elsewhere.
+ * 4. Activate: models with pending requests and no instance, most-violating first (the prototype's
+ *    order), then oldest pending, on the device chooseDevice picks (fewest loads in flight, then the
+ *    fewest expected misses: cold starts of the idle victims it evicts plus prefill interference).
  *    Starvation guard (addition): a model still without room after waiting swapMaxWaitMs may drain
  *    busy models of strictly lower demand weight (one such activation per round; see makeRoom).
+ * 5. Prefetch: free memory (the warm start is the first round of this) takes absent models, most
+ *    valuable per byte first.
+ * Migrations are make-before-break (executor.ts): the source serves until the target is active.
+ *
+ * Time sharing is a weight cache: each model is worth missRate (arrival rate × the TTFT misses one
+ * cold start costs, i.e. whether its reload fits in its SLO) per weight byte; eviction takes the
+ * cheapest, prefetch the dearest, and an activation never evicts more worth than the model it
+ * serves (otherwise its requests wait; a cold model does not thrash hot ones out).
  *
  * KV is elastic (no quotas). Demand w_j = rate_j / TTFT-SLO_j with rate the EWMA arrival rate (seeded
  * by the expected rate); demandSignal "tokens" uses token rate × KV bytes per token instead, which
@@ -33,18 +40,30 @@ import type { Action, ClusterState, ControlConfig, DeviceNeeds, ModelView, OnDem
 
 export interface PrismOptions {
   readonly demandSignal: "requests" | "tokens";
-  /** Keep idle models whose reload would miss their TTFT SLO while their device has KV room. */
+  /** With a finite keep-alive: keep idle models whose reload would miss their TTFT SLO while their device has KV room. */
   readonly protectTightSlo: boolean;
   /** Most instances of one model (1 = the paper: one instance per model). */
   readonly maxReplicas: number;
+  /**
+   * Prefetch (warm start, and room freed later): absent models with demand are activated, most
+   * valuable first, while a device's weights + KV in use stay within (1 − fillKvFraction) of its
+   * memory. 1 = never prefetch (every model starts cold).
+   */
+  readonly fillKvFraction: number;
 }
 
-export const DEFAULT_PRISM_OPTIONS: PrismOptions = Object.freeze({ demandSignal: "requests", protectTightSlo: true, maxReplicas: 1 });
+export const DEFAULT_PRISM_OPTIONS: PrismOptions = Object.freeze({ demandSignal: "requests", protectTightSlo: true, maxReplicas: 1, fillKvFraction: 0.1 });
 
 export const PRISM_NEEDS: DeviceNeeds = Object.freeze({ localPolicy: "slo", kvQuota: "elastic", pinActivated: false, maxModelsPerDevice: null });
 
 /** Below this shared-KV utilisation a device has no use for the memory an idle model holds. */
 const KV_ROOM_UTILISATION = 0.5;
+/** Cold-start cost of a model whose reload fits easily in its TTFT SLO (keeps rate as a tie-break). */
+const COLD_COST_FLOOR = 0.05;
+/** A reload longer than this fraction of the TTFT SLO misses it (the rest goes to prefill and queueing). */
+const COLD_MISS_FRACTION = 0.9;
+/** Misses per second an interference migration must save to be worth a weight load (one per 100 s). */
+const MIN_SEPARATION_GAIN = 0.01;
 
 interface DeviceChoice {
   readonly device: number;
@@ -65,9 +84,11 @@ export class PrismPolicy implements Policy {
   plan(state: ClusterState, nowMs: number): Action[] {
     const ledger = new PlanLedger(state, demandWeights(state, this.options.demandSignal), this.config.minKvFraction);
     this.evictIdle(ledger, nowMs);
-    const moved = this.rebalance(ledger);
+    let moved = this.rebalance(ledger);
+    moved += this.separate(ledger, this.config.maxMigrationsPerRound - moved);
     this.addReplicas(ledger, this.config.maxMigrationsPerRound - moved);
     this.activateWaiting(ledger, nowMs);
+    this.prefetch(ledger);
     return ledger.plan();
   }
 
@@ -75,7 +96,7 @@ export class PrismPolicy implements Policy {
     const ledger = new PlanLedger(state, demandWeights(state, this.options.demandSignal), this.config.minKvFraction);
     if (!canEverFit(ledger, model)) return { kind: "reject" };
     if (ledger.replicas[model]! > 0) return { kind: "wait" };
-    const choice = chooseDevice(ledger, model);
+    const choice = this.chooseDevice(ledger, model);
     if (choice === null) return { kind: "wait" };
     for (const v of choice.victims) ledger.deactivate(v.model, choice.device);
     ledger.activate(model, choice.device);
@@ -84,7 +105,24 @@ export class PrismPolicy implements Policy {
 
   /** Expected reload time of a model (ms). */
   activationMs(m: ModelView): number {
-    return m.weightBytes / this.config.loadBytesPerMs;
+    return this.config.activationStartMs + m.weightBytes / this.config.loadBytesPerMs;
+  }
+
+  /**
+   * What one cold start of `m` costs in TTFT misses: 1 when the reload takes more than
+   * COLD_MISS_FRACTION of the TTFT SLO (the request that triggers it misses), else COLD_COST_FLOOR.
+   */
+  coldCost(m: ModelView): number {
+    return this.activationMs(m) > COLD_MISS_FRACTION * m.ttftSloMs ? 1 : COLD_COST_FLOOR;
+  }
+
+  /**
+   * Expected TTFT misses per second if `m` is not resident: its arrival rate (EWMA, seeded by the
+   * expected rate, so it decays while the model is idle) × what each cold start costs. Eviction
+   * and prefetch rank models by this per weight byte (a knapsack-greedy cache).
+   */
+  missRate(m: ModelView): number {
+    return m.demand.arrivalRatePerS * this.coldCost(m);
   }
 
   private evictIdle(ledger: PlanLedger, nowMs: number): void {
@@ -157,6 +195,7 @@ export class PrismPolicy implements Policy {
       const from = current[m]!;
       const to = target[m]!;
       if (to === from || ledger.isPresent(m, to) || !ledger.fits(m, to)) continue;
+      if (!kvPressured(state.devices[from]!)) continue;
       const before = Math.max(ledger.kvpr(from), ledger.kvpr(to));
       // Judged on the state once the drain completes (the source's weight bytes become KV); the
       // ledger still keeps those bytes taken for the rest of this round.
@@ -166,6 +205,63 @@ export class PrismPolicy implements Policy {
       if (!(Math.max(fromAfter, toAfter) < before * (1 - tau))) continue;
       ledger.migrate(m, from, to);
       if (++moved >= cap) return moved;
+    }
+    return moved;
+  }
+
+  /**
+   * Interference migrations: a model whose prefill steps cost its co-located models (or whose
+   * requests wait behind theirs) more misses per second than it would elsewhere is moved, make
+   * before break, to the device where that cost is lowest, if its weights fit there without
+   * eviction, no load is in flight there, and the move saves at least MIN_SEPARATION_GAIN misses
+   * per second and more than τ of the current cost. Largest saving first (ties: the lighter model,
+   * the cheaper load); returns the moves made.
+   */
+  private separate(ledger: PlanLedger, budget: number): number {
+    if (budget <= 0) return 0;
+    const { state } = ledger;
+    const { exposure, load } = this.interferenceTotals(ledger);
+    const loads = loadsInFlight(ledger);
+    let moved = 0;
+    while (moved < budget) {
+      let bestM = -1;
+      let bestFrom = -1;
+      let bestTo = -1;
+      let bestGain = 0;
+      for (const dev of state.devices) {
+        const from = dev.index;
+        for (const inst of dev.instances) {
+          const m = inst.model;
+          const mv = state.models[m]!;
+          if (inst.state !== "active" || mv.pinned || ledger.touched[m] === 1 || mv.instances.length !== 1 || !ledger.isLive(m, from)) continue;
+          const ownE = mv.demand.arrivalRatePerS / mv.ttftSloMs;
+          const ownL = this.prefillLoad(mv);
+          const cur = this.interference(mv, Math.max(0, exposure[from]! - ownE), Math.max(0, load[from]! - ownL));
+          if (!(cur > MIN_SEPARATION_GAIN)) continue;
+          for (let d = 0; d < ledger.numDevices; d++) {
+            if (d === from || loads[d]! > 0 || ledger.isPresent(m, d) || !ledger.fits(m, d)) continue;
+            const gain = cur - this.interference(mv, exposure[d]!, load[d]!);
+            const better = gain > bestGain || (gain === bestGain && bestM >= 0 && mv.weightBytes < state.models[bestM]!.weightBytes);
+            if (gain >= MIN_SEPARATION_GAIN && gain > this.config.tau * cur && better) {
+              bestM = m;
+              bestFrom = from;
+              bestTo = d;
+              bestGain = gain;
+            }
+          }
+        }
+      }
+      if (bestM < 0) return moved;
+      const mv = state.models[bestM]!;
+      ledger.migrate(bestM, bestFrom, bestTo);
+      const e = mv.demand.arrivalRatePerS / mv.ttftSloMs;
+      const l = this.prefillLoad(mv);
+      exposure[bestFrom]! -= e;
+      load[bestFrom]! -= l;
+      exposure[bestTo]! += e;
+      load[bestTo]! += l;
+      loads[bestTo]! += 1;
+      moved++;
     }
     return moved;
   }
@@ -224,6 +320,150 @@ export class PrismPolicy implements Policy {
     }
   }
 
+  /**
+   * Where to activate `m`, or null (wait). Per device, idle victims are taken in increasing
+   * missRate per byte until the weights fit; a device is out if it cannot fit them or if the
+   * victims are worth more than m's own arrival rate. Then by: fewest weight loads in flight there
+   * (a device copies one model at a time), fewest expected misses per second (victims' missRate +
+   * prefill interference), no eviction at all, lowest resulting KVPR, most shared KV, fewest victims.
+   */
+  chooseDevice(ledger: PlanLedger, m: number): DeviceChoice | null {
+    const share = ledger.demand[m]!;
+    const loads = loadsInFlight(ledger);
+    const mv = ledger.model(m);
+    const totals = this.interferenceTotals(ledger);
+    let best: DeviceChoice | null = null;
+    let bestScore: readonly number[] = [];
+    for (let d = 0; d < ledger.numDevices; d++) {
+      if (ledger.isPresent(m, d) || ledger.model(m).weightBytes > ledger.weightCapacity(d)) continue;
+      const idle = ledger.fits(m, d) ? [] : this.byValue(ledger, ledger.idleVictims(d));
+      let freedBytes = 0;
+      let freedPressure = 0;
+      let loss = 0;
+      let exposure = totals.exposure[d]!;
+      let load = totals.load[d]!;
+      let k = 0;
+      while (k < idle.length && !ledger.fits(m, d, freedBytes)) {
+        const v = idle[k++]!;
+        const vm = ledger.model(v.model);
+        freedBytes += v.weightBytes;
+        freedPressure += ledger.demand[v.model]! / ledger.replicas[v.model]!;
+        loss += this.missRate(vm);
+        exposure -= vm.demand.arrivalRatePerS / vm.ttftSloMs;
+        load -= this.prefillLoad(vm);
+      }
+      if (!ledger.fits(m, d, freedBytes)) continue;
+      // Worth it only if the victims' cold starts cost less than leaving m out (all its requests wait).
+      if (loss > mv.demand.arrivalRatePerS) continue;
+      loss += this.interference(mv, Math.max(0, exposure), Math.max(0, load));
+      const kv = ledger.kvprWith(d, m, share, freedBytes, freedPressure);
+      const shared = ledger.state.devices[d]!.memoryBytes - ledger.weightBytes[d]! + freedBytes;
+      // Fewest loads to wait behind, then the cheapest victims, then no eviction at all, then
+      // the lowest resulting KVPR, the most shared KV, the fewest victims.
+      const score = [loads[d]!, loss, k > 0 ? 1 : 0, kv, -shared, k];
+      if (best === null || lexLess(score, bestScore)) {
+        best = { device: d, victims: idle.slice(0, k) };
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Prefill interference (the compute term of placement). Co-located models share one step loop:
+   * a request of model i arriving while a prefill step of model j runs waits for its residual.
+   * With s the step length (prompt × W_j / computeBytesPerMs) and c = TTFT SLO of i, the fraction
+   * of time a new request of i lands where the residual alone exceeds c is r_j·E[(s − c)+] ≤
+   * r_j·E[s²] / 4c, so i loses at most r_i · A_j / c_i misses per second, with
+   * A_j = r_j·E[s_j²] / 4 (from the EWMA of Σ prompt²; s in ms, per-second rates, hence /1000).
+   * KV pressure alone misses this: a device can be compute-bound by one large model's long
+   * prompts while its KV is nearly empty.
+   */
+  prefillLoad(m: ModelView): number {
+    const msPerToken = m.weightBytes / this.config.computeBytesPerMs;
+    return (m.demand.promptSqRatePerS * msPerToken * msPerToken) / 4000;
+  }
+
+  /** Σ over live models of each device: r_i / c_i (exposure) and A_i (prefill load). */
+  private interferenceTotals(ledger: PlanLedger): { exposure: Float64Array; load: Float64Array } {
+    const exposure = new Float64Array(ledger.numDevices);
+    const load = new Float64Array(ledger.numDevices);
+    for (const dev of ledger.state.devices) {
+      for (const inst of dev.instances) {
+        if (!ledger.isLive(inst.model, dev.index)) continue;
+        const mv = ledger.model(inst.model);
+        exposure[dev.index]! += mv.demand.arrivalRatePerS / mv.ttftSloMs;
+        load[dev.index]! += this.prefillLoad(mv);
+      }
+    }
+    // Activations planned this round are live too.
+    for (const a of ledger.actions) {
+      const to = a.kind === "activate" ? a.device : a.kind === "migrate" ? a.to : null;
+      if (to === null) continue;
+      const mv = ledger.state.models.find((x) => x.id === a.model)!;
+      if (ledger.state.devices[to as number]!.instances.some((i) => i.model === mv.index)) continue;
+      exposure[to as number]! += mv.demand.arrivalRatePerS / mv.ttftSloMs;
+      load[to as number]! += this.prefillLoad(mv);
+    }
+    return { exposure, load };
+  }
+
+  /** Misses per second that putting `m` next to the models behind (exposure, load) would cause, both ways. */
+  private interference(m: ModelView, exposure: number, load: number): number {
+    return this.prefillLoad(m) * exposure + (m.demand.arrivalRatePerS * load) / m.ttftSloMs;
+  }
+
+  /** Instances in increasing missRate per weight byte (the cheapest memory first), then LRU. */
+  private byValue(ledger: PlanLedger, insts: InstanceView[]): InstanceView[] {
+    const density = (v: InstanceView): number => this.missRate(ledger.model(v.model)) / v.weightBytes;
+    return insts.sort((a, b) => density(a) - density(b) || a.lastUsedMs - b.lastUsedMs || a.model - b.model);
+  }
+
+  /**
+   * Prefetch into free memory (the warm start is the first round of this): absent models with
+   * demand, highest missRate per weight byte first, each onto the device with the lowest resulting
+   * KVPR among those where weights + KV in use + the model stay within (1 − fillKvFraction) of the
+   * device's memory. Never evicts: free memory only.
+   */
+  private prefetch(ledger: PlanLedger): void {
+    const frac = this.options.fillKvFraction;
+    if (frac >= 1) return;
+    const { state } = ledger;
+    const cands: number[] = [];
+    for (const mv of state.models) {
+      if (ledger.replicas[mv.index] === 0 && ledger.touched[mv.index] === 0 && !mv.pinned && mv.demand.arrivalRatePerS > 0) cands.push(mv.index);
+    }
+    if (cands.length === 0) return;
+    const density = cands.map((m) => this.missRate(state.models[m]!) / state.models[m]!.weightBytes);
+    const order = cands.map((_, i) => i).sort((a, b) => density[b]! - density[a]! || cands[a]! - cands[b]!);
+    const { exposure, load } = this.interferenceTotals(ledger);
+    for (const i of order) {
+      const m = cands[i]!;
+      const mv = state.models[m]!;
+      const bytes = mv.weightBytes;
+      let best = -1;
+      let bestI = Infinity;
+      let bestK = Infinity;
+      for (let d = 0; d < ledger.numDevices; d++) {
+        const dev = state.devices[d]!;
+        if (ledger.isPresent(m, d) || !ledger.fits(m, d)) continue;
+        if (ledger.weightBytes[d]! + dev.kvUsedBytes + bytes > dev.memoryBytes * (1 - frac)) continue;
+        const inter = this.interference(mv, exposure[d]!, load[d]!);
+        const k = ledger.kvprWith(d, m, ledger.demand[m]!);
+        if (best < 0 || inter < bestI || (inter === bestI && k < bestK)) {
+          best = d;
+          bestI = inter;
+          bestK = k;
+        }
+      }
+      // A prefetch must gain more than it costs the models it joins.
+      if (best < 0 || !(bestI < this.missRate(mv))) continue;
+      ledger.activate(m, best);
+      exposure[best]! += mv.demand.arrivalRatePerS / mv.ttftSloMs;
+      load[best]! += this.prefillLoad(mv);
+    }
+  }
+
   private activateWaiting(ledger: PlanLedger, nowMs: number): void {
     const waiting: number[] = [];
     for (const mv of ledger.state.models) {
@@ -238,7 +478,7 @@ export class PrismPolicy implements Policy {
     });
     let forced = false;
     for (const m of waiting) {
-      let choice = chooseDevice(ledger, m);
+      let choice = this.chooseDevice(ledger, m);
       if (choice === null && !forced && nowMs - models[m]!.oldestPendingMs >= this.config.swapMaxWaitMs) {
         choice = makeRoom(ledger, m);
         forced = choice !== null;
@@ -297,49 +537,34 @@ function makeRoom(ledger: PlanLedger, m: number): DeviceChoice | null {
   return best >= 0 ? { device: best, victims: bestVictims } : null;
 }
 
+/**
+ * Per device: weight loads in flight or planned (a device copies one model's weights at a time, so
+ * an activation queued behind another waits for it).
+ */
+function loadsInFlight(ledger: PlanLedger): Int32Array {
+  const out = new Int32Array(ledger.numDevices);
+  for (const dev of ledger.state.devices) for (const inst of dev.instances) if (inst.state === "activating") out[dev.index]! += 1;
+  for (const a of ledger.actions) {
+    if (a.kind === "activate") out[a.device as number]! += 1;
+    else if (a.kind === "migrate") out[a.to as number]! += 1;
+  }
+  return out;
+}
+
+function lexLess(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
+  return false;
+}
+
+/** KV in use is at least KV_ROOM_UTILISATION of the device's shared KV memory (KVPR then means contention). */
+function kvPressured(dev: ClusterState["devices"][number]): boolean {
+  const shared = dev.memoryBytes - dev.weightBytes;
+  return shared <= 0 || dev.kvUsedBytes >= KV_ROOM_UTILISATION * shared;
+}
+
 function canEverFit(ledger: PlanLedger, m: number): boolean {
   const bytes = ledger.model(m).weightBytes;
   for (let d = 0; d < ledger.numDevices; d++) if (bytes <= ledger.weightCapacity(d)) return true;
   return false;
 }
 
-/** Lowest resulting KVPR without eviction; failing that, with the fewest LRU idle evictions needed. */
-function chooseDevice(ledger: PlanLedger, m: number): DeviceChoice | null {
-  const share = ledger.demand[m]!;
-  let best = -1;
-  let bestK = Infinity;
-  let bestShared = -Infinity;
-  for (let d = 0; d < ledger.numDevices; d++) {
-    if (ledger.isPresent(m, d) || !ledger.fits(m, d)) continue;
-    const k = ledger.kvprWith(d, m, share);
-    const shared = ledger.state.devices[d]!.memoryBytes - ledger.weightBytes[d]!;
-    if (best < 0 || k < bestK || (k === bestK && shared > bestShared)) {
-      best = d;
-      bestK = k;
-      bestShared = shared;
-    }
-  }
-  if (best >= 0) return { device: best, victims: [] };
-
-  let bestVictims: InstanceView[] = [];
-  for (let d = 0; d < ledger.numDevices; d++) {
-    if (ledger.isPresent(m, d) || ledger.model(m).weightBytes > ledger.weightCapacity(d)) continue;
-    const idle = ledger.idleVictims(d);
-    let freedBytes = 0;
-    let freedPressure = 0;
-    let k = 0;
-    while (k < idle.length && !ledger.fits(m, d, freedBytes)) {
-      const v = idle[k++]!;
-      freedBytes += v.weightBytes;
-      freedPressure += ledger.demand[v.model]! / ledger.replicas[v.model]!;
-    }
-    if (!ledger.fits(m, d, freedBytes)) continue;
-    const kv = ledger.kvprWith(d, m, share, freedBytes, freedPressure);
-    if (best < 0 || kv < bestK || (kv === bestK && k < bestVictims.length)) {
-      best = d;
-      bestK = kv;
-      bestVictims = idle.slice(0, k);
-    }
-  }
-  return best >= 0 ? { device: best, victims: bestVictims } : null;
-}
