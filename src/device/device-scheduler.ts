@@ -51,6 +51,7 @@ import { resolveModelServingConfig } from "./config.ts";
 import { ABSENT, ModelEntry } from "./model-entry.ts";
 import { headBefore } from "./model-queue.ts";
 import { Request } from "./request.ts";
+import { RequestBuffers } from "./buffer-pool.ts";
 import { pickPreemptionVictim } from "./preemption.ts";
 import { evictablePages, pickEvictionVictim } from "./eviction.ts";
 import { needsRekey, updatePrefillRate } from "./slo-priority.ts";
@@ -116,7 +117,11 @@ export class DeviceScheduler {
   /** Inside completeStep / failStep (sinks may re-enter submit / cancel, never nextAction). */
   private applying = false;
   private readonly plan: MutablePlan;
+  /** The planned step's requests, [0, numPlanned); longer arrays keep their capacity between steps. */
   private readonly planned: Request[] = [];
+  private numPlanned = 0;
+  /** Token buffers and block tables of running requests, reused across requests. */
+  private readonly buffers = new RequestBuffers();
   private readonly stepAction: { readonly kind: "step"; readonly plan: StepPlan };
   private planStartMs = 0;
   private planPrefillTokens = 0;
@@ -318,7 +323,8 @@ export class DeviceScheduler {
       this.numDrained++;
       this.requests.delete(r.id);
       r.kind = "cancelled";
-      const generated = r.tokens.slice(r.numPromptTokens, r.numTokens);
+      const generated = r.generatedCopy();
+      r.releaseBuffers(this.buffers);
       out.push(Number.isNaN(r.firstTokenMs)
         ? { ...r.spec, generatedTokens: generated }
         : { ...r.spec, generatedTokens: generated, firstTokenMs: r.firstTokenMs });
@@ -388,7 +394,8 @@ export class DeviceScheduler {
       const sampled = result.sampled;
       let j = 0;
       const planned = this.planned;
-      for (let i = 0; i < planned.length; i++) {
+      const numPlanned = this.numPlanned;
+      for (let i = 0; i < numPlanned; i++) {
         const r = planned[i]!;
         const seq = r.seq;
         r.inStep = false;
@@ -412,10 +419,9 @@ export class DeviceScheduler {
       this.learnPrefillRate(result.computeMs, nowMs);
       this.compactRunning();
       this.numSteps++;
-      this.record.fill(this.plan.stepIndex, this.planStartMs, nowMs, result.computeMs, planned.length, this.planPrefillTokens,
+      this.record.fill(this.plan.stepIndex, this.planStartMs, nowMs, result.computeMs, numPlanned, this.planPrefillTokens,
         this.planDecodeTokens, this.numQueuedTotal, this.numRunningTotal, this.onStepFn !== null ? this.models : null);
-      planned.length = 0;
-      this.plan.seqs.length = 0;
+      this.numPlanned = 0;
     } finally {
       this.applying = false;
     }
@@ -430,13 +436,13 @@ export class DeviceScheduler {
     const perr = asPrismError(error);
     this.applying = true;
     try {
-      for (const r of this.planned) {
+      for (let i = 0; i < this.numPlanned; i++) {
+        const r = this.planned[i]!;
         r.inStep = false;
         if (r.cancelRequested) this.finish(r, CANCELLED, nowMs, -1);
         else this.finish(r, { kind: "failed", error: perr }, nowMs, -1);
       }
-      this.planned.length = 0;
-      this.plan.seqs.length = 0;
+      this.numPlanned = 0;
       this.compactRunning();
     } finally {
       this.applying = false;
@@ -560,7 +566,9 @@ export class DeviceScheduler {
     // 3. admission, by priority, while the budget lasts.
     this.admit(nowMs);
 
-    if (this.planned.length === 0) return false;
+    if (this.numPlanned === 0) return false;
+    // The plan's seqs array is exact; it keeps its capacity (no per-step reallocation).
+    if (this.plan.seqs.length !== this.numPlanned) this.plan.seqs.length = this.numPlanned;
     this.plan.stepIndex++;
     this.stepOutstanding = true;
     return true;
@@ -569,7 +577,6 @@ export class DeviceScheduler {
   private growBlocks(r: Request, index: number, need: number, nowMs: number): boolean {
     const space = this.models[r.modelIndex]!.space;
     for (;;) {
-      r.ensureBlockCapacity(need);
       if (space.allocInto(need - r.numBlocks, r.blocks, r.numBlocks)) {
         r.numBlocks = need;
         return true;
@@ -664,8 +671,12 @@ export class DeviceScheduler {
       // wait for its load; no eviction, no failure.
       return "stop";
     }
-    r.ensureBlockCapacity(needBlocks);
-    if (space.availableBlocks() < needBlocks || !space.allocInto(allocBlocks, r.blocks, 0)) {
+    let allocated = space.availableBlocks() >= needBlocks;
+    if (allocated) {
+      r.takeBuffers(this.buffers, cfg.blockTokens);
+      allocated = space.allocInto(allocBlocks, r.blocks, 0);
+    }
+    if (!allocated) {
       if (this.memory.freeKvPages() * space.blocksPerPage >= needBlocks) {
         // The device has the memory; this model's own KV limit is what binds. Others go on.
         if (m.numRunning === 0) {
@@ -732,8 +743,9 @@ export class DeviceScheduler {
 
   private addToPlan(r: Request): void {
     r.inStep = true;
-    this.planned.push(r);
-    this.plan.seqs.push(r.seq);
+    const k = this.numPlanned++;
+    this.planned[k] = r;
+    this.plan.seqs[k] = r.seq;
   }
 
   /** Free a running request's blocks and put it back in its queue; it is recomputed on re-admission. */
@@ -777,7 +789,10 @@ export class DeviceScheduler {
     const outputIndex = r.numGenerated;
     r.tokens[r.numTokens++] = token;
     r.numStreamed++;
-    if (Number.isNaN(r.firstTokenMs)) r.firstTokenMs = nowMs;
+    if (!r.hasFirstToken) {
+      r.hasFirstToken = true;
+      r.firstTokenMs = nowMs;
+    }
     try {
       r.sink.onToken(r.id, s, outputIndex);
     } catch {
@@ -813,6 +828,7 @@ export class DeviceScheduler {
     }
     if (r.numBlocks > 0) m.space.free(r.blocks, 0, r.numBlocks);
     r.clearBlocks();
+    r.releaseBuffers(this.buffers);
     r.kind = outcome.kind;
     this.requests.delete(r.id);
     if (m.numRunning === 0) m.idleSinceMs = nowMs;

@@ -16,6 +16,7 @@ import type { ModelId, RequestId } from "../core/ids.ts";
 import type { SamplingParams, SeqStep } from "../core/records.ts";
 import type { KvSpace } from "../memory/types.ts";
 import type { RequestSink, SubmitRequest } from "./types.ts";
+import type { RequestBuffers } from "./buffer-pool.ts";
 
 export type RequestKind = "queued" | "prefilling" | "decoding" | "finished" | "cancelled" | "failed";
 
@@ -49,36 +50,48 @@ const EMPTY_I32 = new Int32Array(0);
 const EMPTY_U32 = new Uint32Array(0);
 
 export class Request {
-  readonly id: RequestId;
-  readonly spec: SubmitRequest;
-  readonly sink: RequestSink;
+  // Fields are assigned hot-first (the constructor's order is the object's layout): a decode step
+  // reads kind .. seq, so they share the first cache lines.
+  kind: RequestKind;
   /** Dense index of the model inside its DeviceScheduler. */
   readonly modelIndex: number;
-  kind: RequestKind;
-
-  // ---- tokens ----
-  readonly tokens: Int32Array;
+  /** Tokens whose KV is written in the blocks (positions [0, numComputed)). */
+  numComputed: number;
+  numBlocks: number;
+  numTokens: number;
+  /** Tokens to prefill before the next sample (numTokens at admission). */
+  numPrefillTarget: number;
   readonly numPromptTokens: number;
   /** Output tokens allowed: min(maxTokens, maxContextTokens − prompt). */
   readonly maxOutputTokens: number;
-  numTokens: number;
-  /** Tokens whose KV is written in the blocks (positions [0, numComputed)). */
-  numComputed: number;
-  /** Tokens to prefill before the next sample (numTokens at admission). */
-  numPrefillTarget: number;
-  readonly stopTokenIds: Int32Array;
-  readonly eosTokenIds: Int32Array;
-  readonly usesPenalties: boolean;
-
-  // ---- block table ----
-  blocks: Int32Array;
-  numBlocks: number;
-  private offsets: Uint32Array;
+  numStreamed: number;
+  /** In the step handed to the executor and not yet completed. */
+  inStep: boolean;
+  /** Cancelled while inStep: finish as cancelled when the step completes. */
+  cancelRequested: boolean;
+  /** A first token exists (streamed here, or before a migration: spec.firstTokenMs). */
+  hasFirstToken: boolean;
   private offsetsValid: number;
   private offsetsEpoch: number;
-  private offsetsView: Uint32Array;
+  private offsetsViewLength: number;
   readonly seq: MutableSeqStep;
+  /**
+   * tokens[0, numPromptTokens) is the prompt, then the generated tokens. Taken from the device's
+   * pool at the first admission (empty before: a queued request needs only the spec's arrays).
+   */
+  tokens: Int32Array;
+  /** Block table (ids) and byte offsets; from the pool with tokens. */
+  blocks: Int32Array;
+  private offsets: Uint32Array;
+  private offsetsView: Uint32Array;
   private readonly decodeToken: Int32Array;
+  readonly usesPenalties: boolean;
+  readonly eosTokenIds: Int32Array;
+  readonly stopTokenIds: Int32Array;
+  readonly sink: RequestSink;
+  readonly id: RequestId;
+  /** Elements the token buffer needs: every token the request can ever hold. */
+  readonly tokenCapacity: number;
 
   // ---- queueing ----
   /** Submission sequence on this device: the tie-break of equal priorities (unique). */
@@ -87,66 +100,104 @@ export class Request {
   queueSlot: number;
   /** Clock time of the last enqueue (submit or preemption). */
   enqueuedMs: number;
-  /** In the step handed to the executor and not yet completed. */
-  inStep: boolean;
-  /** Cancelled while inStep: finish as cancelled when the step completes. */
-  cancelRequested: boolean;
 
   // ---- stats ----
+  readonly spec: SubmitRequest;
   readonly arrivalMs: number;
   admittedMs: number;
   firstTokenMs: number;
   activationWaitMs: number;
   numPreemptions: number;
-  numStreamed: number;
 
   /** eosTokenIds: the model's (shared, read-only) EOS ids. */
   constructor(spec: SubmitRequest, modelIndex: number, maxContextTokens: number, eosTokenIds: Int32Array, blockTokens: number, tie: number, nowMs: number) {
-    this.id = spec.requestId;
-    this.spec = spec;
-    this.sink = spec.sink;
-    this.modelIndex = modelIndex;
-    this.kind = "queued";
-    const prompt = spec.promptTokens;
-    const generated = spec.generatedTokens;
-    const numGenerated = generated === undefined ? 0 : generated.length;
-    this.numPromptTokens = prompt.length;
-    this.maxOutputTokens = Math.max(0, Math.min(spec.maxTokens, maxContextTokens - prompt.length));
-    this.tokens = new Int32Array(prompt.length + Math.max(this.maxOutputTokens, numGenerated));
-    this.tokens.set(prompt, 0);
-    if (generated !== undefined) this.tokens.set(generated, prompt.length);
-    this.numTokens = prompt.length + numGenerated;
-    this.numComputed = 0;
-    this.numPrefillTarget = this.numTokens;
-    this.stopTokenIds = spec.stopTokenIds === undefined || spec.stopTokenIds.length === 0 ? EMPTY_I32 : Int32Array.from(spec.stopTokenIds);
-    this.eosTokenIds = spec.ignoreEos === true ? EMPTY_I32 : eosTokenIds;
+    const promptLen = spec.promptTokens.length;
+    const numGenerated = spec.generatedTokens === undefined ? 0 : spec.generatedTokens.length;
+    const maxOutputTokens = Math.max(0, Math.min(spec.maxTokens, maxContextTokens - promptLen));
     const s = spec.sampling;
-    this.usesPenalties = s.repetitionPenalty !== 1 || s.frequencyPenalty !== 0 || s.presencePenalty !== 0;
-
-    // Sized once for every token the request can ever hold (prompt, generated, output), so the
-    // block table never grows: blocks are needed for at most tokens.length positions.
-    const maxBlocks = Math.max(1, Math.ceil(this.tokens.length / blockTokens));
-    this.blocks = new Int32Array(maxBlocks);
+    this.kind = "queued";
+    this.modelIndex = modelIndex;
+    this.numComputed = 0;
     this.numBlocks = 0;
-    this.offsets = new Uint32Array(maxBlocks);
+    this.numTokens = promptLen + numGenerated;
+    this.numPrefillTarget = this.numTokens;
+    this.numPromptTokens = promptLen;
+    this.maxOutputTokens = maxOutputTokens;
+    this.numStreamed = numGenerated;
+    this.inStep = false;
+    this.cancelRequested = false;
+    this.hasFirstToken = spec.firstTokenMs !== undefined && !Number.isNaN(spec.firstTokenMs);
     this.offsetsValid = 0;
     this.offsetsEpoch = -1;
-    this.offsetsView = EMPTY_U32;
+    this.offsetsViewLength = 0;
     this.seq = new MutableSeqStep(spec.requestId, spec.modelId, blockTokens, s);
+    this.tokens = EMPTY_I32;
+    this.blocks = EMPTY_I32;
+    this.offsets = EMPTY_U32;
+    this.offsetsView = EMPTY_U32;
     this.decodeToken = new Int32Array(1);
+    this.usesPenalties = s.repetitionPenalty !== 1 || s.frequencyPenalty !== 0 || s.presencePenalty !== 0;
+    this.eosTokenIds = spec.ignoreEos === true ? EMPTY_I32 : eosTokenIds;
+    this.stopTokenIds = spec.stopTokenIds === undefined || spec.stopTokenIds.length === 0 ? EMPTY_I32 : Int32Array.from(spec.stopTokenIds);
+    this.sink = spec.sink;
+    this.id = spec.requestId;
+    this.tokenCapacity = promptLen + Math.max(maxOutputTokens, numGenerated);
 
     this.tieSeq = tie;
     this.queueSlot = -1;
     this.enqueuedMs = nowMs;
-    this.inStep = false;
-    this.cancelRequested = false;
 
+    this.spec = spec;
     this.arrivalMs = spec.arrivalMs;
     this.admittedMs = Number.NaN;
     this.firstTokenMs = spec.firstTokenMs ?? Number.NaN;
     this.activationWaitMs = 0;
     this.numPreemptions = 0;
-    this.numStreamed = numGenerated;
+  }
+
+  /** Has its token buffer and block table (admitted at least once and not gone). */
+  get hasBuffers(): boolean {
+    return this.tokens !== EMPTY_I32;
+  }
+
+  /**
+   * Take the token buffer and block table from the pools (first admission): the prompt and any
+   * tokens generated elsewhere are copied in. The block table fits every block the request can
+   * ever hold (blocks for tokenCapacity positions), so it never grows.
+   */
+  takeBuffers(pools: RequestBuffers, blockTokens: number): void {
+    if (this.tokens !== EMPTY_I32) return;
+    const spec = this.spec;
+    const tokens = pools.tokens.take(Math.max(1, this.tokenCapacity));
+    tokens.set(spec.promptTokens, 0);
+    if (spec.generatedTokens !== undefined) tokens.set(spec.generatedTokens, this.numPromptTokens);
+    this.tokens = tokens;
+    const maxBlocks = Math.max(1, Math.ceil(this.tokenCapacity / blockTokens));
+    this.blocks = pools.blocks.take(maxBlocks);
+    this.offsets = pools.offsets.take(maxBlocks);
+    this.offsetsValid = 0;
+    this.offsetsViewLength = 0;
+    this.offsetsView = EMPTY_U32;
+  }
+
+  /** Give the arrays back (the request left the device; it holds no blocks). */
+  releaseBuffers(pools: RequestBuffers): void {
+    if (this.tokens === EMPTY_I32) return;
+    pools.tokens.give(this.tokens);
+    pools.blocks.give(this.blocks);
+    pools.offsets.give(this.offsets);
+    this.tokens = EMPTY_I32;
+    this.blocks = EMPTY_I32;
+    this.offsets = EMPTY_U32;
+    this.offsetsView = EMPTY_U32;
+    this.offsetsViewLength = 0;
+    this.offsetsValid = 0;
+  }
+
+  /** The tokens generated so far (a copy): from the buffer, or the spec's before the first admission. */
+  generatedCopy(): Int32Array {
+    if (this.tokens !== EMPTY_I32) return this.tokens.slice(this.numPromptTokens, this.numTokens);
+    return this.spec.generatedTokens === undefined ? new Int32Array(0) : this.spec.generatedTokens.slice();
   }
 
   get numGenerated(): number {
@@ -166,32 +217,19 @@ export class Request {
     return false;
   }
 
-  /** Grow the block table (doubling) so it can hold numBlocks entries (sized up front; a guard). */
-  ensureBlockCapacity(numBlocks: number): void {
-    if (numBlocks <= this.blocks.length) return;
-    let cap = this.blocks.length;
-    while (cap < numBlocks) cap *= 2;
-    const blocks = new Int32Array(cap);
-    blocks.set(this.blocks.subarray(0, this.numBlocks));
-    this.blocks = blocks;
-    const offsets = new Uint32Array(cap);
-    offsets.set(this.offsets.subarray(0, this.offsetsValid));
-    this.offsets = offsets;
-    this.offsetsView = EMPTY_U32;
-  }
-
   /** Blocks were freed: forget the table (ids and offsets). */
   clearBlocks(): void {
     this.numBlocks = 0;
     this.offsetsValid = 0;
     this.offsetsView = EMPTY_U32;
+    this.offsetsViewLength = 0;
   }
 
   /**
    * Byte offsets of the first numBlocks blocks. Offsets of held blocks change only at a compaction
    * (memoryEpoch moves), so they are refilled then and otherwise computed once per block. The view
-   * is re-cut only when its length changes (every blockTokens tokens of a decode); a reallocated
-   * table (ensureBlockCapacity) or a freed one (clearBlocks) drops it first.
+   * is re-cut only when its length changes (every blockTokens tokens of a decode); a freed table
+   * (clearBlocks, releaseBuffers) drops it first.
    */
   blockOffsetsFor(space: KvSpace, numBlocks: number, memoryEpoch: number): Uint32Array {
     let valid = this.offsetsValid;
@@ -206,12 +244,11 @@ export class Request {
       valid = numBlocks;
     }
     this.offsetsValid = valid;
-    let view = this.offsetsView;
-    if (view.length !== numBlocks) {
-      view = this.offsets.subarray(0, numBlocks);
-      this.offsetsView = view;
+    if (this.offsetsViewLength !== numBlocks) {
+      this.offsetsView = this.offsets.subarray(0, numBlocks);
+      this.offsetsViewLength = numBlocks;
     }
-    return view;
+    return this.offsetsView;
   }
 
   /** The one-token input of a decode step (reused buffer). */
