@@ -2,7 +2,7 @@
  * Where a model's tensors sit inside its device weight region, and the copy that puts them there.
  *
  * The host cache of a model is its parsed GGUF (the file bytes kept in JS memory). Activation =
- * `copyWeights`: every tensor the forward pass needs is copied raw (F16 / Q8_0 stay quantised) to a
+ * `copyWeights`: every tensor the forward pass needs is copied (F16 / Q8_0 stay quantised) to a
  * 64-byte aligned slot of one contiguous region whose size is `layout.bytes`. The memory layer hands
  * out that region; the executor only knows its byte offset, so compaction can move it (moveWeights)
  * without the layout changing.

@@ -12,7 +12,7 @@
  * the engine's own thread (a WorkerExecutor worker), not on a thread that serves I/O.
  */
 import { PrismError } from "../../core/errors.ts";
-import type { Kernels } from "../kernels/types.ts";
+import { WType, type Kernels } from "../kernels/types.ts";
 import { Ctl, JobKind, claimIndex, packClaim, runJob } from "./matmul-control.ts";
 import { spawnTsWorker } from "./spawn.ts";
 import type { Worker } from "node:worker_threads";
@@ -36,7 +36,6 @@ export interface ParallelKernelsOptions {
  * lower, because there the helper is always spinning.
  */
 export const DEFAULT_MIN_PARALLEL_MACS = 1_000_000;
-const WTYPE_Q8_0 = 8;
 /** A job is cut into about this many chunks (both threads together); well below MAX_CHUNKS. */
 const CHUNKS_PER_JOB = 16;
 /** A helper that has not finished its chunk after this long is presumed dead. */
@@ -95,7 +94,7 @@ class ParallelMatmulKernels implements ParallelKernels {
   }
 
   matmulQ8(out: number, xq: number, w: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void {
-    this.split(JobKind.MATMUL_Q8, out, xq, w, WTYPE_Q8_0, numRows, inDim, outDim, oStart, oEnd);
+    this.split(JobKind.MATMUL_Q8, out, xq, w, WType.Q8_0_R4, numRows, inDim, outDim, oStart, oEnd);
   }
 
   private split(kind: JobKind, out: number, x: number, w: number, wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void {

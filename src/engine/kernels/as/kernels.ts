@@ -49,9 +49,9 @@ export function heapBase(): usize {
 }
 
 // ---------------------------------------------------------------------------------------------
-// matmul: out[r][o] = Σ_i x[r][i]·W[o][i]. Register tile: 4 x rows × 2 W rows (8 f32x4
-// accumulators), so each loaded weight vector is used 4 times and each x vector twice. Rows left
-// over (numRows % 4, and the whole of B = 1 decode) use 1 x row × 4 W rows.
+// matmul: out[r][o] = Σ_i x[r][i]·W[o][i]. F32/F16 register tile: 4 x rows × 2 W rows (8 f32x4
+// accumulators), so each loaded weight vector is used 4 times and each x vector twice; rows left
+// over (numRows % 4, and the whole of B = 1 decode) stream one W row at a time. Q8_0_R4: below.
 
 export function matmul(out: usize, x: usize, w: usize, wType: i32, numRows: i32, inDim: i32, outDim: i32, oStart: i32, oEnd: i32): void {
   if (wType == F32) matmulF32(out, x, w, numRows, inDim, outDim, oStart, oEnd);
