@@ -370,10 +370,13 @@ export function findMinDevices(p: PreparedWorkload, o: Omit<RunOptions, "devices
   return { policy: o.policy, devices: hi, tried, summary: summaries.get(hi) ?? null };
 }
 
-/** The fluid lower bound on devices for a prepared workload (see lower-bound.ts). */
-export function lowerBoundFor(p: PreparedWorkload, rateScale = 1, memoryWindowS?: number): LowerBoundResult {
+/**
+ * The fluid lower bound on devices for a prepared workload (see lower-bound.ts), for serving a
+ * `targetAttainment` fraction of the requests (default 1: all of them).
+ */
+export function lowerBoundFor(p: PreparedWorkload, rateScale = 1, memoryWindowS?: number, targetAttainment = 1): LowerBoundResult {
   const costs = p.models.map((m) => m.cost);
-  return fluidLowerBound(scaleRate(p.trace, rateScale), costs, p.costModel, memoryWindowS !== undefined ? { memoryWindowS } : {});
+  return fluidLowerBound(scaleRate(p.trace, rateScale), costs, p.costModel, { ...(memoryWindowS !== undefined ? { memoryWindowS } : {}), targetAttainment });
 }
 
 /** "a:b:step" → [a, a+step, …, ≤ b]; "a:b" → integers a..b; "x,y,z" → the list. */

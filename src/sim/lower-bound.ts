@@ -17,15 +17,34 @@
  * perfect batching (weights streamed for free), no step overhead. Peak over windows of
  * `computeWindowS` (default 10 s) of the device time of the requests arriving in it / the window.
  *
- * Bound = ceil(max(memory term, compute term)), and at least the largest TP degree.
+ * Bound = ceil(max(memory term, compute term)), and at least the largest TP degree: the devices
+ * needed to serve EVERY request (`devicesAllServed`).
+ *
+ * Attainment target below 1 (`targetAttainment`, e.g. 0.99): a scheduler may miss up to
+ * floor((1 − target)·N) requests, and a missed request might as well not be served at all, so
+ * the bound is the fewest X devices for which no more drops than that are FORCED. Drops forced at
+ * X, a lower bound: per window over capacity, the fewest drops that could bring it under — a
+ * model's weights leave a window only if every request of its holding interval there is dropped
+ * (an interval of more requests than the budget never leaves); otherwise only KV goes — counted
+ * fractionally (best bytes per drop first), and summed over windows that share nothing droppable
+ * (greedy, largest need first), so no drop is counted twice. Same for the compute windows (each
+ * request in exactly one). Without this relaxation a single 1-second burst of a few cold models,
+ * which a 99% scheduler may simply miss, would set the bound.
+ *
+ * Not modelled (each makes the bound lower, never higher, than a real scheduler's need): load
+ * intervals placed at arrival (a prescient scheduler could load up to L earlier, which shifts but
+ * does not shorten them), perfect packing of weights across devices, no step overhead.
  */
 import type { Trace } from "../workload/trace-format.ts";
 import type { CostModel, ModelCost } from "./cost-model.ts";
 import { kvBytesPerTokenPerLayer, weightBytes } from "./catalog.ts";
 
 export interface LowerBoundResult {
-  /** ceil(max(computeDevices, memoryDevices, max tp)). */
+  /** The bound for `targetAttainment` (= devicesAllServed when it is 1). */
   readonly devices: number;
+  /** ceil(max(computeDevices, memoryDevices, max tp)): every request served. */
+  readonly devicesAllServed: number;
+  readonly targetAttainment: number;
   /** Peak over windows of compute demand, in devices (fractional). */
   readonly computeDevices: number;
   /** Peak over windows of memory demand, in devices (fractional). */
@@ -44,6 +63,8 @@ export interface LowerBoundOptions {
   readonly computeWindowS?: number;
   /** Fraction of device memory no KV may use (kvcached headroom, default 0.05). */
   readonly headroomFraction?: number;
+  /** Attainment the devices must reach (default 1: every request served). */
+  readonly targetAttainment?: number;
 }
 
 /**
@@ -77,6 +98,17 @@ export function fluidLowerBound(trace: Trace, costs: readonly ModelCost[], costM
   let endS = 0;
   let sumCompute = 0;
   const cmpBins: number[] = [];
+  // per request, for the attainment relaxation
+  const rLifeTo = new Float64Array(n);
+  const rKv = new Float64Array(n);
+  const rDev = new Float64Array(n);
+  // merged holding intervals ("units"): per request its unit; per unit model, span, request count
+  const rUnit = new Int32Array(n);
+  const curUnit = new Int32Array(numModels).fill(-1);
+  const unitModel: number[] = [];
+  const unitFrom: number[] = [];
+  const unitTo: number[] = [];
+  const unitCount: number[] = [];
   for (let i = 0; i < n; i++) {
     const a = trace.arrivalS[i]!;
     const m = trace.modelIndex[i]!;
@@ -91,13 +123,25 @@ export function fluidLowerBound(trace: Trace, costs: readonly ModelCost[], costM
       if (!Number.isNaN(holdFrom[m]!)) hold(m, holdFrom[m]!, holdTo[m]!);
       holdFrom[m] = a;
       holdTo[m] = to;
+      curUnit[m] = unitModel.length;
+      unitModel.push(m);
+      unitFrom.push(a);
+      unitTo.push(to);
+      unitCount.push(0);
     }
+    const u = curUnit[m]!;
+    rUnit[i] = u;
+    unitCount[u]! += 1;
+    if (to > unitTo[u]!) unitTo[u] = to;
     const kv = (inTok + outTok / 2) * kvPerToken[m]!;
+    rLifeTo[i] = a + lifeS;
+    rKv[i] = kv;
     evT.push(a, a + lifeS);
     evD.push(kv, -kv);
     if (to > endS) endS = to;
     const dev = c.tp * requestDeviceMs(c, inTok, outTok);
     sumCompute += dev;
+    rDev[i] = dev;
     const b = Math.floor(a / cmpW);
     while (cmpBins.length <= b) cmpBins.push(0);
     cmpBins[b]! += dev;
@@ -140,8 +184,24 @@ export function fluidLowerBound(trace: Trace, costs: readonly ModelCost[], costM
   let peakCompute = 0;
   for (const v of cmpBins) peakCompute = Math.max(peakCompute, v / (cmpW * 1000));
   const spanS = Math.max(memW, endS);
+  const allServed = Math.max(maxTp, Math.ceil(Math.max(peakCompute, peakMem) - 1e-9));
+  const target = opts.targetAttainment ?? 1;
+  let devices = allServed;
+  const budget = Math.floor((1 - target) * n + 1e-9);
+  if (budget > 0) {
+    const units = { model: unitModel, from: unitFrom, to: unitTo, count: unitCount, ofRequest: rUnit };
+    const forced = forcedDrops({ trace, memW, cmpW, memBins, cmpBins, usableBytes, wBytes, rLifeTo, rKv, rDev, units, budget });
+    for (let x = maxTp; x < allServed; x++) {
+      if (forced(x) <= budget) {
+        devices = x;
+        break;
+      }
+    }
+  }
   return {
-    devices: Math.max(maxTp, Math.ceil(Math.max(peakCompute, peakMem) - 1e-9)),
+    devices,
+    devicesAllServed: allServed,
+    targetAttainment: target,
     computeDevices: peakCompute,
     memoryDevices: peakMem,
     memoryWindowS: memW,
@@ -149,6 +209,113 @@ export function fluidLowerBound(trace: Trace, costs: readonly ModelCost[], costM
     peakMemoryAtS: peakAt,
     meanComputeDevices: sumCompute / (spanS * 1000),
     meanMemoryDevices: memSum / spanS / usableBytes,
+  };
+}
+
+interface DropInputs {
+  readonly trace: Trace;
+  readonly memW: number;
+  readonly cmpW: number;
+  readonly memBins: Float64Array;
+  readonly cmpBins: readonly number[];
+  readonly usableBytes: number;
+  readonly wBytes: Float64Array;
+  readonly rLifeTo: Float64Array;
+  readonly rKv: Float64Array;
+  readonly rDev: Float64Array;
+  readonly units: {
+    readonly model: readonly number[];
+    readonly from: readonly number[];
+    readonly to: readonly number[];
+    readonly count: readonly number[];
+    readonly ofRequest: Int32Array;
+  };
+  /** Drops allowed; a unit of more requests can never be dropped whole. */
+  readonly budget: number;
+}
+
+/**
+ * x devices → a lower bound on the requests that must go unserved (see the file comment).
+ * What can be dropped, per memory window: a whole holding interval ("unit") of at most `budget`
+ * requests (cost: its requests; frees its weights and its requests' KV in the window), or, for
+ * the requests of larger units, one request's KV (cost 1). A window's need is the fractional
+ * min-cost cover of its excess (best value per drop first), a lower bound on its integer need;
+ * windows are summed only if they share no droppable item.
+ */
+function forcedDrops(d: DropInputs): (x: number) => number {
+  const { trace, memW, cmpW, memBins, units, budget } = d;
+  const n = trace.numRequests;
+  const numBins = memBins.length;
+  const numUnits = units.model.length;
+  const overlap = (from: number, to: number, b: number): number => Math.max(0, Math.min(to, (b + 1) * memW) - Math.max(from, b * memW));
+  const bin = (t: number): number => Math.min(numBins - 1, Math.floor(t / memW));
+  // items per window: key (unit u, or numUnits + request), value (byte·s), cost (drops)
+  const items: { key: number; value: number; cost: number }[][] = Array.from({ length: numBins }, () => []);
+  const unitItem = new Map<number, { key: number; value: number; cost: number }>(); // (u, b) → item
+  for (let u = 0; u < numUnits; u++) {
+    if (units.count[u]! > budget) continue;
+    for (let b = bin(units.from[u]!); b <= bin(units.to[u]!); b++) {
+      const it = { key: u, value: d.wBytes[units.model[u]!]! * overlap(units.from[u]!, units.to[u]!, b), cost: units.count[u]! };
+      items[b]!.push(it);
+      unitItem.set(u * numBins + b, it);
+    }
+  }
+  for (let i = 0; i < n; i++) {
+    const a = trace.arrivalS[i]!;
+    const u = units.ofRequest[i]!;
+    const cheap = units.count[u]! <= budget;
+    for (let b = bin(a); b <= bin(d.rLifeTo[i]!); b++) {
+      const v = d.rKv[i]! * overlap(a, d.rLifeTo[i]!, b);
+      if (cheap) unitItem.get(u * numBins + b)!.value += v;
+      else items[b]!.push({ key: numUnits + i, value: v, cost: 1 });
+    }
+  }
+  for (const list of items) list.sort((p, q) => q.value / q.cost - p.value / p.cost || p.key - q.key);
+  const cmpMembers: number[][] = d.cmpBins.map(() => []);
+  for (let i = 0; i < n; i++) cmpMembers[Math.floor(trace.arrivalS[i]! / cmpW)]!.push(d.rDev[i]!);
+  for (const list of cmpMembers) list.sort((p, q) => q - p);
+  const used = new Uint8Array(numUnits + n);
+  return (x: number): number => {
+    const cap = x * d.usableBytes * memW;
+    const needs: { b: number; need: number }[] = [];
+    for (let b = 0; b < numBins; b++) {
+      let excess = memBins[b]! - cap;
+      if (excess <= 1e-9 * cap) continue;
+      let cost = 0;
+      for (const it of items[b]!) {
+        if (it.value >= excess) {
+          cost += (it.cost * excess) / it.value;
+          excess = 0;
+          break;
+        }
+        excess -= it.value;
+        cost += it.cost;
+      }
+      // Not coverable by droppable items: this many devices cannot reach the target at all.
+      if (excess > 1e-9 * cap) return Infinity;
+      needs.push({ b, need: Math.ceil(cost - 1e-9) });
+    }
+    needs.sort((p, q) => q.need - p.need || p.b - q.b);
+    used.fill(0);
+    let memDrops = 0;
+    for (const { b, need } of needs) {
+      if (items[b]!.some((it) => used[it.key] === 1)) continue;
+      for (const it of items[b]!) used[it.key] = 1;
+      memDrops += need;
+      if (memDrops > budget) return memDrops;
+    }
+    // compute: every request is in exactly one arrival window
+    const cmpCap = x * cmpW * 1000;
+    let cmpDrops = 0;
+    d.cmpBins.forEach((v, b) => {
+      let excess = v - cmpCap;
+      for (const ms of cmpMembers[b]!) {
+        if (excess <= 1e-9 * cmpCap) break;
+        excess -= ms;
+        cmpDrops++;
+      }
+    });
+    return Math.max(memDrops, cmpDrops);
   };
 }
 
