@@ -65,6 +65,15 @@ const COLD_MISS_FRACTION = 0.9;
 /** Misses per second an interference migration must save to be worth a weight load (one per 100 s). */
 const MIN_SEPARATION_GAIN = 0.01;
 
+interface Totals {
+  readonly exposure: Float64Array;
+  readonly load: Float64Array;
+  readonly loads: Int32Array;
+  /** Ledger actions folded in so far. */
+  folded: number;
+  readonly index: Map<string, number>;
+}
+
 interface DeviceChoice {
   readonly device: number;
   readonly victims: readonly InstanceView[];
@@ -75,6 +84,7 @@ export class PrismPolicy implements Policy {
   readonly needs: DeviceNeeds = PRISM_NEEDS;
   private readonly config: ControlConfig;
   private readonly options: PrismOptions;
+  private readonly totalsCache = new WeakMap<PlanLedger, Totals>();
 
   constructor(config: ControlConfig, options: Partial<PrismOptions> = {}) {
     this.config = config;
@@ -220,10 +230,9 @@ export class PrismPolicy implements Policy {
   private separate(ledger: PlanLedger, budget: number): number {
     if (budget <= 0) return 0;
     const { state } = ledger;
-    const { exposure, load } = this.interferenceTotals(ledger);
-    const loads = loadsInFlight(ledger);
     let moved = 0;
     while (moved < budget) {
+      const { exposure, load, loads } = this.totals(ledger);
       let bestM = -1;
       let bestFrom = -1;
       let bestTo = -1;
@@ -252,15 +261,7 @@ export class PrismPolicy implements Policy {
         }
       }
       if (bestM < 0) return moved;
-      const mv = state.models[bestM]!;
       ledger.migrate(bestM, bestFrom, bestTo);
-      const e = mv.demand.arrivalRatePerS / mv.ttftSloMs;
-      const l = this.prefillLoad(mv);
-      exposure[bestFrom]! -= e;
-      load[bestFrom]! -= l;
-      exposure[bestTo]! += e;
-      load[bestTo]! += l;
-      loads[bestTo]! += 1;
       moved++;
     }
     return moved;
@@ -329,9 +330,9 @@ export class PrismPolicy implements Policy {
    */
   chooseDevice(ledger: PlanLedger, m: number): DeviceChoice | null {
     const share = ledger.demand[m]!;
-    const loads = loadsInFlight(ledger);
     const mv = ledger.model(m);
-    const totals = this.interferenceTotals(ledger);
+    const totals = this.totals(ledger);
+    const loads = totals.loads;
     let best: DeviceChoice | null = null;
     let bestScore: readonly number[] = [];
     for (let d = 0; d < ledger.numDevices; d++) {
@@ -384,28 +385,52 @@ export class PrismPolicy implements Policy {
     return (m.demand.promptSqRatePerS * msPerToken * msPerToken) / 4000;
   }
 
-  /** Σ over live models of each device: r_i / c_i (exposure) and A_i (prefill load). */
-  private interferenceTotals(ledger: PlanLedger): { exposure: Float64Array; load: Float64Array } {
-    const exposure = new Float64Array(ledger.numDevices);
-    const load = new Float64Array(ledger.numDevices);
-    for (const dev of ledger.state.devices) {
-      for (const inst of dev.instances) {
-        if (!ledger.isLive(inst.model, dev.index)) continue;
-        const mv = ledger.model(inst.model);
-        exposure[dev.index]! += mv.demand.arrivalRatePerS / mv.ttftSloMs;
-        load[dev.index]! += this.prefillLoad(mv);
+  /**
+   * Per device, over the live models once the actions planned so far apply: Σ r_i / c_i
+   * (exposure), Σ A_i (prefill load), and weight loads in flight or planned. Built once per
+   * ledger, then brought up to date by folding in the actions planned since (O(new actions)).
+   */
+  private totals(ledger: PlanLedger): Totals {
+    let t = this.totalsCache.get(ledger);
+    if (t === undefined) {
+      const d = ledger.numDevices;
+      t = { exposure: new Float64Array(d), load: new Float64Array(d), loads: new Int32Array(d), folded: 0, index: new Map() };
+      for (const mv of ledger.state.models) t.index.set(mv.id, mv.index);
+      for (const dev of ledger.state.devices) {
+        for (const inst of dev.instances) {
+          if (inst.state === "activating") t.loads[dev.index]! += 1;
+          if (inst.state !== "deactivating") this.addTo(t, ledger.model(inst.model), dev.index, 1);
+        }
+      }
+      this.totalsCache.set(ledger, t);
+    }
+    const actions = ledger.actions;
+    for (; t.folded < actions.length; t.folded++) {
+      const a = actions[t.folded]!;
+      const mv = ledger.model(t.index.get(a.model)!);
+      switch (a.kind) {
+        case "activate":
+          this.addTo(t, mv, a.device as number, 1);
+          t.loads[a.device as number]! += 1;
+          break;
+        case "deactivate":
+          this.addTo(t, mv, a.device as number, -1);
+          break;
+        case "migrate":
+          this.addTo(t, mv, a.from as number, -1);
+          this.addTo(t, mv, a.to as number, 1);
+          t.loads[a.to as number]! += 1;
+          break;
+        case "setKvLimit":
+          break;
       }
     }
-    // Activations planned this round are live too.
-    for (const a of ledger.actions) {
-      const to = a.kind === "activate" ? a.device : a.kind === "migrate" ? a.to : null;
-      if (to === null) continue;
-      const mv = ledger.state.models.find((x) => x.id === a.model)!;
-      if (ledger.state.devices[to as number]!.instances.some((i) => i.model === mv.index)) continue;
-      exposure[to as number]! += mv.demand.arrivalRatePerS / mv.ttftSloMs;
-      load[to as number]! += this.prefillLoad(mv);
-    }
-    return { exposure, load };
+    return t;
+  }
+
+  private addTo(t: Totals, mv: ModelView, d: number, sign: number): void {
+    t.exposure[d] = Math.max(0, t.exposure[d]! + (sign * mv.demand.arrivalRatePerS) / mv.ttftSloMs);
+    t.load[d] = Math.max(0, t.load[d]! + sign * this.prefillLoad(mv));
   }
 
   /** Misses per second that putting `m` next to the models behind (exposure, load) would cause, both ways. */
@@ -436,7 +461,7 @@ export class PrismPolicy implements Policy {
     if (cands.length === 0) return;
     const density = cands.map((m) => this.missRate(state.models[m]!) / state.models[m]!.weightBytes);
     const order = cands.map((_, i) => i).sort((a, b) => density[b]! - density[a]! || cands[a]! - cands[b]!);
-    const { exposure, load } = this.interferenceTotals(ledger);
+    const { exposure, load } = this.totals(ledger);
     for (const i of order) {
       const m = cands[i]!;
       const mv = state.models[m]!;
@@ -459,8 +484,7 @@ export class PrismPolicy implements Policy {
       // A prefetch must gain more than it costs the models it joins.
       if (best < 0 || !(bestI < this.missRate(mv))) continue;
       ledger.activate(m, best);
-      exposure[best]! += mv.demand.arrivalRatePerS / mv.ttftSloMs;
-      load[best]! += this.prefillLoad(mv);
+      this.totals(ledger);
     }
   }
 
@@ -535,20 +559,6 @@ function makeRoom(ledger: PlanLedger, m: number): DeviceChoice | null {
     }
   }
   return best >= 0 ? { device: best, victims: bestVictims } : null;
-}
-
-/**
- * Per device: weight loads in flight or planned (a device copies one model's weights at a time, so
- * an activation queued behind another waits for it).
- */
-function loadsInFlight(ledger: PlanLedger): Int32Array {
-  const out = new Int32Array(ledger.numDevices);
-  for (const dev of ledger.state.devices) for (const inst of dev.instances) if (inst.state === "activating") out[dev.index]! += 1;
-  for (const a of ledger.actions) {
-    if (a.kind === "activate") out[a.device as number]! += 1;
-    else if (a.kind === "migrate") out[a.to as number]! += 1;
-  }
-  return out;
 }
 
 function lexLess(a: readonly number[], b: readonly number[]): boolean {
