@@ -6,6 +6,7 @@ import fc from "fast-check";
 import { WType, KERNEL_RESERVED_BYTES, q8ActivationBytes, repackQ8_0x4, weightMatrixBytes, type Kernels } from "../../src/engine/kernels/types.ts";
 import { SeededRng } from "../../src/core/rng.ts";
 import { quantizeActivationsQ8, quantizeQ8_0 } from "../../src/engine/kernels/f16.ts";
+import { argmaxOf } from "../../src/engine/sampler/sampler.ts";
 import { close, makeKernelRig, matrixBytes, plainHalf, randomFloats, readMatrix, writeMatrix, type KernelRig } from "./fixtures/kernel-fixtures.ts";
 
 let rig: KernelRig;
@@ -192,6 +193,27 @@ test("quantizeQ8 + matmulQ8 equal matmul bit for bit (WASM and TS), and both wri
         assert.deepEqual(rig.f32().slice(viaQ8 >> 2, (viaQ8 >> 2) + numRows * outDim), rig.f32().slice(viaMatmul >> 2, (viaMatmul >> 2) + numRows * outDim), kern.name);
       }
     }), { seed: 77, numRuns: 60 });
+});
+
+test("argmax equals the sampler's scan: first of equal maxima, NaN never wins, 0 when nothing beats -Infinity", () => {
+  const special = [Number.NaN, -Infinity, Infinity, 0, -0, 3.5, -1e30];
+  fc.assert(fc.property(fc.integer({ min: 1, max: 70 }), fc.integer({ min: 0, max: 1 << 30 }), fc.integer({ min: 0, max: 3 }), (n, seed, mode) => {
+    const rng = new SeededRng(seed);
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      // mode 0: distinct randoms; 1: few values (ties); 2: specials mixed in; 3: only NaN / -Infinity.
+      const r = rng.next();
+      if (mode === 0) v[i] = r * 2 - 1;
+      else if (mode === 1) v[i] = Math.floor(r * 3);
+      else if (mode === 2) v[i] = r < 0.3 ? special[Math.floor(rng.next() * special.length)]! : r;
+      else v[i] = r < 0.5 ? Number.NaN : -Infinity;
+    }
+    rig.reset();
+    const at = rig.alloc(n * 4);
+    rig.f32().set(v, at >> 2);
+    const want = argmaxOf(v);
+    for (const k of both()) assert.equal(k.argmax(at, n), want, `${k.name} [${[...v].join(", ")}]`);
+  }), { seed: 5, numRuns: 300 });
 });
 
 test("getRow dequantises exactly, identically in WASM and TS", () => {

@@ -148,6 +148,22 @@ class TsKernels implements Kernels {
     return sum;
   }
 
+  argmax(ptr: number, n: number): number {
+    this.sync();
+    const f32 = this.f32;
+    const base = ptr >> 2;
+    let max = -Infinity;
+    let arg = 0;
+    for (let i = 0; i < n; i++) {
+      const v = f32[base + i]!;
+      if (v > max) {
+        max = v;
+        arg = i;
+      }
+    }
+    return arg;
+  }
+
   addBias(outPtr: number, biasPtr: number, numRows: number, dim: number): void {
     this.sync();
     const f32 = this.f32;

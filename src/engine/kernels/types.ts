@@ -58,6 +58,11 @@ export interface Kernels {
    * given to it): the same result as matmul on the original x, bit for bit in each implementation.
    */
   matmulQ8(outPtr: number, xqPtr: number, wPtr: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void;
+  /**
+   * Index of the largest of n f32 values at ptr; the lowest index among equals, NaN never wins, 0
+   * when nothing is above -Infinity (greedy sampling: `Sampler`'s own scan gives the same index).
+   */
+  argmax(ptr: number, n: number): number;
   /** Adds a bias vector (qwen2): out[r][o] += b[o]. */
   addBias(outPtr: number, biasPtr: number, numRows: number, dim: number): void;
   /** out[r] = x[r] / sqrt(mean(x[r]²) + eps) ⊙ weight; weight f32; out may alias x. */

@@ -45,6 +45,7 @@ interface KernelExports {
   matmul: Kernels["matmul"];
   quantizeQ8: Kernels["quantizeQ8"];
   matmulQ8: Kernels["matmulQ8"];
+  argmax: Kernels["argmax"];
   addBias: Kernels["addBias"];
   rmsnorm: Kernels["rmsnorm"];
   rope: Kernels["rope"];
@@ -120,6 +121,7 @@ export async function createWasmKernels(memory: WebAssembly.Memory): Promise<Ker
     matmul: ex.matmul,
     quantizeQ8: ex.quantizeQ8,
     matmulQ8: ex.matmulQ8,
+    argmax: ex.argmax,
     addBias: ex.addBias,
     rmsnorm: ex.rmsnorm,
     rope: ex.rope,

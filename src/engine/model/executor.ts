@@ -143,7 +143,7 @@ export class EngineExecutor implements Executor {
   private readonly budget: Required<StepBudget>;
   private scratch: ScratchLayout;
   private readonly batch: ForwardBatch;
-  private readonly sampler = new Sampler();
+  private readonly sampler: Sampler;
   /** Plan index of each sample row of the current group. */
   private readonly sampleSeqIndex: Int32Array;
   /** Per plan index: grouped already (execute's scratch). */
@@ -183,6 +183,8 @@ export class EngineExecutor implements Executor {
     this.f32 = new Float32Array(this.buffer);
     this.i32 = new Int32Array(this.buffer);
     this.u32 = new Uint32Array(this.buffer);
+    // Logits rows are views of the device memory: greedy runs the SIMD argmax on them in place.
+    this.sampler = new Sampler(0, (logits) => kernels.argmax(logits.byteOffset, logits.length));
   }
 
   /**

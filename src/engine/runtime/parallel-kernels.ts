@@ -53,6 +53,7 @@ class ParallelMatmulKernels implements ParallelKernels {
   readonly name: "wasm" | "ts";
   readonly helperThreads: number;
   readonly quantizeQ8: Kernels["quantizeQ8"];
+  readonly argmax: Kernels["argmax"];
   readonly addBias: Kernels["addBias"];
   readonly rmsnorm: Kernels["rmsnorm"];
   readonly rope: Kernels["rope"];
@@ -79,6 +80,7 @@ class ParallelMatmulKernels implements ParallelKernels {
     this.minMacs = opts.minMacs ?? DEFAULT_MIN_PARALLEL_MACS;
     this.waitSpinMs = (opts.waitSpinUs ?? 500) / 1000;
     this.quantizeQ8 = base.quantizeQ8.bind(base);
+    this.argmax = base.argmax.bind(base);
     this.addBias = base.addBias.bind(base);
     this.rmsnorm = base.rmsnorm.bind(base);
     this.rope = base.rope.bind(base);

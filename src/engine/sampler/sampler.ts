@@ -40,7 +40,11 @@ export class Sampler {
   private readonly topIds = new Int32Array(MAX_TOP_LOGPROBS);
   private readonly topVals = new Float64Array(MAX_TOP_LOGPROBS);
 
-  constructor(vocabSize = 0) {
+  /**
+   * @param argmax greedy's scan for logits that need no processing (no penalties, nothing to
+   *   report); must return what `argmaxOf` returns. The engine passes its SIMD kernel.
+   */
+  constructor(vocabSize = 0, private readonly argmax: (logits: Float32Array) => number = argmaxOf) {
     this.ensure(vocabSize);
   }
 
@@ -69,7 +73,7 @@ export class Sampler {
     const plainGreedy = params.temperature === 0 && !params.logprobs && params.topLogprobs === 0 &&
       (penaltyTokens === null || penaltyTokens.length === 0 || (params.repetitionPenalty === 1 && params.frequencyPenalty === 0 && params.presencePenalty === 0));
     // The common case (greedy, nothing to report): argmax of the logits as they are, no copy.
-    if (plainGreedy) return { requestId, token: argmaxOf(logits), logprob: NaN, topTokens: null, topLogprobs: null };
+    if (plainGreedy) return { requestId, token: this.argmax(logits), logprob: NaN, topTokens: null, topLogprobs: null };
     this.ensure(vocab);
     const z = this.z;
     z.set(logits);
@@ -280,8 +284,8 @@ export function drawUniform(seed: number, outputIndex: number): number {
   return new SeededRng(sampleSeed(seed, outputIndex)).next();
 }
 
-/** Index of the largest value, the lowest index among equals (the loop below in `sample` does the same). */
-function argmaxOf(v: Float32Array): number {
+/** Index of the largest value, the lowest index among equals, NaN never (`sample`'s own scan does the same). */
+export function argmaxOf(v: Float32Array): number {
   let max = -Infinity;
   let arg = 0;
   for (let i = 0; i < v.length; i++) {

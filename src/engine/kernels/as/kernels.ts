@@ -489,6 +489,32 @@ function matmulQ8Rows(out: usize, x: usize, w: usize, numRows: i32, inDim: i32, 
 // ---------------------------------------------------------------------------------------------
 // Elementwise and row kernels.
 
+/**
+ * Index of the largest of n floats at p, the lowest index among equals; NaN never wins, and a row
+ * with nothing above -Infinity gives 0 (what a scalar `if (v > max)` scan from -Infinity returns).
+ * Greedy sampling over the vocabulary: a SIMD max pass, then a scan for its first occurrence.
+ */
+export function argmax(p: usize, n: i32): i32 {
+  const n4 = n & ~3;
+  // pmax(acc, v) = acc < v ? v : acc keeps acc when v is NaN.
+  let m = f32x4.splat(-Infinity);
+  const end = p + (<usize>n4 << 2);
+  for (let q = p; q < end; q += 16) m = f32x4.pmax(m, v128.load(q));
+  let best = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  for (let k = n4; k < n; k++) {
+    const v = load<f32>(p + (<usize>k << 2));
+    if (v > best) best = v;
+  }
+  if (best == -Infinity) return 0;
+  const bv = f32x4.splat(best);
+  let k = 0;
+  for (; k < n4; k += 4) {
+    if (v128.any_true(f32x4.eq(v128.load(p + (<usize>k << 2)), bv))) break;
+  }
+  for (; k < n; k++) if (load<f32>(p + (<usize>k << 2)) == best) return k;
+  return 0;
+}
+
 export function addBias(out: usize, bias: usize, numRows: i32, dim: i32): void {
   const stride = <usize>dim << 2;
   for (let r = 0; r < numRows; r++) add(out + <usize>r * stride, bias, dim);
