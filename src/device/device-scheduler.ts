@@ -122,6 +122,12 @@ export class DeviceScheduler {
   private numPlanned = 0;
   /** Token buffers and block tables of running requests, reused across requests. */
   private readonly buffers = new RequestBuffers();
+  /**
+   * Decode inputs by plan position: one device-wide buffer and a one-token view per position, both
+   * reused every step (a per-request input array would be one more object to touch per token).
+   */
+  private decodeTokens: Int32Array = new Int32Array(0);
+  private readonly decodeViews: Int32Array[] = [];
   private readonly stepAction: { readonly kind: "step"; readonly plan: StepPlan };
   private planStartMs = 0;
   private planPrefillTokens = 0;
@@ -709,7 +715,7 @@ export class DeviceScheduler {
   private planDecode(r: Request): void {
     const m = this.models[r.modelIndex]!;
     const seq = r.seq;
-    seq.tokens = r.decodeInput();
+    seq.tokens = this.decodeInput(this.numPlanned, r.lastToken);
     seq.startPos = r.numComputed;
     seq.blockOffsets = r.blockOffsetsFor(m.space, this.blocksFor(r.numComputed + 1), this.memoryEpoch);
     seq.sample = true;
@@ -788,6 +794,7 @@ export class DeviceScheduler {
     }
     const outputIndex = r.numGenerated;
     r.tokens[r.numTokens++] = token;
+    r.lastToken = token;
     r.numStreamed++;
     if (!r.hasFirstToken) {
       r.hasFirstToken = true;
@@ -1000,6 +1007,18 @@ export class DeviceScheduler {
   }
 
   // ==== helpers ====================================================================================
+
+  /** The one-token input of the decode at plan position k (valid until that step completes). */
+  private decodeInput(k: number, token: number): Int32Array {
+    if (k >= this.decodeViews.length) {
+      const cap = Math.max(64, this.decodeTokens.length * 2, k + 1);
+      this.decodeTokens = new Int32Array(cap);
+      this.decodeViews.length = 0;
+      for (let i = 0; i < cap; i++) this.decodeViews.push(this.decodeTokens.subarray(i, i + 1));
+    }
+    this.decodeTokens[k] = token;
+    return this.decodeViews[k]!;
+  }
 
   /** KV pages the head of m's queue needs to start (one page for a manual load with nothing queued). */
   private headKvPages(m: ModelEntry, nowMs: number): number {

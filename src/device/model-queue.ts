@@ -144,19 +144,63 @@ export class ModelQueue {
 
   /**
    * Recompute every fresh request's key with a new estimate and re-sort: onTime's then late's slots
-   * in array order, each pushed again (O(n log n), on typed arrays only; n can be large).
+   * in array order, each pushed again as placeFresh would (the same keys, classes and sift-ups,
+   * inlined over local typed arrays: a long queue is re-keyed often).
    */
   rekey(msPerToken: number, nowMs: number): void {
     this.keyedMsPerToken = msPerToken;
     if (this.cfg.policy === "fcfs") return;
-    const nOnTime = this.onTime.size;
-    const n = nOnTime + this.late.size;
+    const onTime = this.onTime;
+    const late = this.late;
+    const nOnTime = onTime.size;
+    const n = nOnTime + late.size;
     if (n === 0) return;
     if (this.scratch.length < n) this.scratch = new Int32Array(Math.max(n, this.scratch.length * 2));
     const all = this.scratch;
-    all.set(this.onTime.slotAt.subarray(0, this.onTime.takeAll()), 0);
-    all.set(this.late.slotAt.subarray(0, this.late.takeAll()), nOnTime);
-    for (let i = 0; i < n; i++) this.placeFresh(all[i]!, nowMs);
+    all.set(onTime.slotAt.subarray(0, onTime.takeAll()), 0);
+    all.set(late.slotAt.subarray(0, late.takeAll()), nOnTime);
+    onTime.reserve(n);
+    late.reserve(n);
+    const onAt = onTime.slotAt;
+    const lateAt = late.slotAt;
+    const keys = this.slots.keys;
+    const ties = this.slots.ties;
+    const posOf = this.slots.posOf;
+    const cls = this.cls;
+    const arrival = this.arrivalMs;
+    const numTokens = this.numTokens;
+    const minMs = this.cfg.prefillEstMinMs;
+    const maxMs = this.cfg.prefillEstMaxMs;
+    const slo = this.ttftSloMs;
+    let nOn = 0;
+    let nLate = 0;
+    for (let i = 0; i < n; i++) {
+      const slot = all[i]!;
+      // = estimatePrefillMs and latestStartMs (slo-priority.ts), same operations in the same order.
+      let est = numTokens[slot]! * msPerToken;
+      est = est < minMs ? minMs : est > maxMs ? maxMs : est;
+      const startKey = arrival[slot]! + slo - est;
+      const onTimeNow = startKey > nowMs;
+      const key = onTimeNow ? startKey : est;
+      const tie = ties[slot]!;
+      keys[slot] = key;
+      cls[slot] = onTimeNow ? ON_TIME : LATE;
+      const at = onTimeNow ? onAt : lateAt;
+      let j = onTimeNow ? nOn++ : nLate++;
+      while (j > 0) {
+        const p = (j - 1) >> 1;
+        const ps = at[p]!;
+        const kp = keys[ps]!;
+        if (!(key < kp || (key === kp && tie < ties[ps]!))) break;
+        at[j] = ps;
+        posOf[ps] = j;
+        j = p;
+      }
+      at[j] = slot;
+      posOf[slot] = j;
+    }
+    onTime.setSize(nOn);
+    late.setSize(nLate);
   }
 
   /** Compute the head and its priority at `now`; returns the head (or null when empty). */

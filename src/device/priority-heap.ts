@@ -140,6 +140,16 @@ export class SlotHeap {
     return n;
   }
 
+  /** slotAt can hold n slots (for an owner that rebuilds the heap in place). */
+  reserve(n: number): void {
+    if (this.slotAt.length < n) this.slotAt = grownI32(this.slotAt, Math.max(n, this.slotAt.length * 2));
+  }
+
+  /** The owner wrote a heap of n slots into slotAt (and their positions into the pool's posOf). */
+  setSize(n: number): void {
+    this.n = n;
+  }
+
   /** Move `slot` up from position i (a hole) to its place. */
   private up(i: number, slot: number): void {
     const slotAt = this.slotAt;

@@ -71,6 +71,8 @@ export class Request {
   cancelRequested: boolean;
   /** A first token exists (streamed here, or before a migration: spec.firstTokenMs). */
   hasFirstToken: boolean;
+  /** tokens[numTokens − 1]: a decode's input, kept here so planning does not read the buffer. */
+  lastToken: number;
   private offsetsValid: number;
   private offsetsEpoch: number;
   private offsetsViewLength: number;
@@ -84,7 +86,6 @@ export class Request {
   blocks: Int32Array;
   private offsets: Uint32Array;
   private offsetsView: Uint32Array;
-  private readonly decodeToken: Int32Array;
   readonly usesPenalties: boolean;
   readonly eosTokenIds: Int32Array;
   readonly stopTokenIds: Int32Array;
@@ -127,6 +128,7 @@ export class Request {
     this.inStep = false;
     this.cancelRequested = false;
     this.hasFirstToken = spec.firstTokenMs !== undefined && !Number.isNaN(spec.firstTokenMs);
+    this.lastToken = numGenerated > 0 ? spec.generatedTokens![numGenerated - 1]! : spec.promptTokens[promptLen - 1]!;
     this.offsetsValid = 0;
     this.offsetsEpoch = -1;
     this.offsetsViewLength = 0;
@@ -135,7 +137,6 @@ export class Request {
     this.blocks = EMPTY_I32;
     this.offsets = EMPTY_U32;
     this.offsetsView = EMPTY_U32;
-    this.decodeToken = new Int32Array(1);
     this.usesPenalties = s.repetitionPenalty !== 1 || s.frequencyPenalty !== 0 || s.presencePenalty !== 0;
     this.eosTokenIds = spec.ignoreEos === true ? EMPTY_I32 : eosTokenIds;
     this.stopTokenIds = spec.stopTokenIds === undefined || spec.stopTokenIds.length === 0 ? EMPTY_I32 : Int32Array.from(spec.stopTokenIds);
@@ -249,11 +250,5 @@ export class Request {
       this.offsetsViewLength = numBlocks;
     }
     return this.offsetsView;
-  }
-
-  /** The one-token input of a decode step (reused buffer). */
-  decodeInput(): Int32Array {
-    this.decodeToken[0] = this.tokens[this.numTokens - 1]!;
-    return this.decodeToken;
   }
 }
