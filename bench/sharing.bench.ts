@@ -275,7 +275,8 @@ async function sharing(): Promise<void> {
         process.stderr.write(
           `bench:sharing: ${policy} (repeat ${r + 1}/${repeats}) at ${srv.url}: ${s0.totalPages} pages, ${s0.weightPages} of them weights at start, KV quotas ${s0.kvLimits}\n`,
         );
-        const c = await runBenchCommand({ url: srv.url, trace, sampleStateMs: 500, requestTimeoutMs: 300_000 });
+        // a request still running 2 minutes after the last send means a stuck server, not a slow one: give up on it
+        const c = await runBenchCommand({ url: srv.url, trace, sampleStateMs: 500, requestTimeoutMs: 120_000, drainTimeoutMs: 120_000 });
         const state = await adminState(srv.url);
         writeFileSync(join(OUT, `requests-${policy}-${r + 1}.csv`), requestsCsv(c.result));
         runs.push({ policy, repeat: r, c, state });
