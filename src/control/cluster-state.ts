@@ -41,6 +41,8 @@ export interface ModelRecord {
   readonly ttftSloMs: number;
   readonly tpotSloMs: number;
   readonly pinned: boolean;
+  /** Unloaded by an operator and not requested since (default false). */
+  readonly heldOut?: boolean;
   readonly keepAliveMs: number;
   readonly expectedRatePerS: number;
   readonly demand: DemandView;
@@ -151,6 +153,7 @@ export function buildClusterState(nowMs: number, models: readonly ModelRecord[],
       ttftSloMs: r.ttftSloMs,
       tpotSloMs: r.tpotSloMs,
       pinned: r.pinned,
+      heldOut: r.heldOut ?? false,
       keepAliveMs: r.keepAliveMs,
       expectedRatePerS: r.expectedRatePerS,
       demand: r.demand,

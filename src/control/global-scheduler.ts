@@ -107,6 +107,8 @@ export class GlobalScheduler {
   private readonly expected: Float64Array;
   /** Per model: 1 = pinned (from the model config, changed by pin()). */
   private readonly pinned: Uint8Array;
+  /** 1 = unloaded by an operator and not requested since (the policy must not prefetch it back). */
+  private readonly heldOut: Uint8Array;
   private readonly memoryBytes: Float64Array;
   private readonly clock: Clock;
   private readonly table: InstanceTable;
@@ -148,6 +150,7 @@ export class GlobalScheduler {
     });
     this.expected = Float64Array.from(o.models, (m) => rateOf(o.expectedRates, m.profile.id));
     this.pinned = Uint8Array.from(o.models, (m) => (m.pinned === true ? 1 : 0));
+    this.heldOut = new Uint8Array(o.models.length);
     this.memoryBytes = Float64Array.from(o.devices, (b) => usableBytes(b.memory.snapshot()));
     const n = o.models.length;
     const dn = o.devices.length;
@@ -195,6 +198,7 @@ export class GlobalScheduler {
       this.numRejected++;
       return new PrismError("PRISM_REQUEST_INVALID", `request id ${spec.requestId} is already in flight`, { requestId: spec.requestId });
     }
+    this.heldOut[m] = 0;
     this.demand.onArrival(m, nowMs, spec.promptTokens.length);
     if (this.executor.numMigrating > 0 && this.executor.migrationReady()) this.scheduleMaintenance();
     const t = new Tracked(this, spec, m);
@@ -227,6 +231,7 @@ export class GlobalScheduler {
    */
   async load(model: ModelId): Promise<void> {
     const m = this.indexOf(model);
+    this.heldOut[m] = 0;
     const nowMs = this.clock.nowMs();
     if (this.router.route(m) !== NO_DEVICE) return;
     const od = this.policy.onDemand(this.observe(nowMs), m, nowMs);
@@ -243,6 +248,8 @@ export class GlobalScheduler {
    */
   async unload(model: ModelId): Promise<void> {
     const m = this.indexOf(model);
+    // An operator's unload sticks until the model is requested or loaded again (Ollama's keep_alive: 0).
+    this.heldOut[m] = 1;
     const nowMs = this.clock.nowMs();
     const actions: Action[] = [];
     for (let d = 0; d < this.devices.length; d++) {
@@ -322,6 +329,7 @@ export class GlobalScheduler {
       ttftSloMs: cm.ttftSloMs,
       tpotSloMs: cm.tpotSloMs,
       pinned: this.pinned[m] === 1,
+      heldOut: this.heldOut[m] === 1,
       keepAliveMs: cm.keepAliveMs ?? this.config.idleEvictMs,
       expectedRatePerS: this.expected[m]!,
       demand: this.demand.view(m, nowMs),

@@ -92,6 +92,8 @@ export interface ModelView {
   readonly ttftSloMs: number;
   readonly tpotSloMs: number;
   readonly pinned: boolean;
+  /** Unloaded by an operator (admin unload) and not requested since: not to be prefetched back. */
+  readonly heldOut: boolean;
   readonly keepAliveMs: number;
   /** The caller's expected rate (req/s) for initial placement; the same input for every policy. */
   readonly expectedRatePerS: number;

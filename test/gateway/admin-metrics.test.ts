@@ -18,7 +18,7 @@ describe("admin, probes, metrics, logs", () => {
         cb();
       },
     });
-    srv = await startPrism(testConfig(), { logger: pino({ level: "info" }, sink) });
+    srv = await startPrism(testConfig({ flags: { "scheduler.round": "50ms" } }), { logger: pino({ level: "info" }, sink) });
   });
   after(async () => {
     await srv.close();
@@ -59,8 +59,15 @@ describe("admin, probes, metrics, logs", () => {
     assert.deepEqual((await post("/admin/models/stories/unpin")).json, { id: "stories", pinned: false });
     assert.equal((await modelState("stories")).pinned, false);
     assert.deepEqual((await post("/admin/models/tiny/unload")).json, { id: "tiny", status: "unloaded" });
-    assert.equal((await modelState("tiny")).residency, "absent");
-    assert.equal((await modelState("tiny")).weight_bytes, 0);
+    // unloaded: gone from the device, or still listed (draining) as absent with no weights
+    const unloaded = async (): Promise<boolean> => {
+      const t = await modelState("tiny");
+      return t === undefined || (t.residency === "absent" && t.weight_bytes === 0);
+    };
+    assert.ok(await unloaded());
+    // an operator's unload sticks across scheduling rounds (no prefetch back into free memory)
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(await unloaded(), "tiny stays unloaded");
     const unknown = await post("/admin/models/nope/load");
     assert.equal(unknown.status, 404);
     assert.equal(unknown.json.error.code, "model_not_found");

@@ -456,7 +456,7 @@ export class PrismPolicy implements Policy {
     const { state } = ledger;
     const cands: number[] = [];
     for (const mv of state.models) {
-      if (ledger.replicas[mv.index] === 0 && ledger.touched[mv.index] === 0 && !mv.pinned && mv.demand.arrivalRatePerS > 0) cands.push(mv.index);
+      if (ledger.replicas[mv.index] === 0 && ledger.touched[mv.index] === 0 && !mv.pinned && !mv.heldOut && mv.demand.arrivalRatePerS > 0) cands.push(mv.index);
     }
     if (cands.length === 0) return;
     const density = cands.map((m) => this.missRate(state.models[m]!) / state.models[m]!.weightBytes);
