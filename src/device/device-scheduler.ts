@@ -94,6 +94,8 @@ export class DeviceScheduler {
   /** Pages any KV space may use when no weights are resident (total − headroom). */
   private readonly kvCapacityPages: number;
   private readonly headroomPages: number;
+  /** config.blockTokens, read per planned sequence. */
+  private readonly blockTokens: number;
 
   /** Dense by ModelEntry.index; null = removed slot (indexes are never reused while requests exist). */
   private readonly models: (ModelEntry | null)[] = [];
@@ -168,6 +170,7 @@ export class DeviceScheduler {
     this.pageBytes = snap.pageBytes;
     this.kvCapacityPages = snap.totalPages - snap.headroomPages;
     this.headroomPages = snap.headroomPages;
+    this.blockTokens = opts.config.blockTokens;
     this.plan = new MutablePlan(opts.deviceId);
     this.stepAction = Object.freeze({ kind: "step", plan: this.plan });
     this.record = new StepRecordImpl(opts.deviceId);
@@ -403,10 +406,9 @@ export class DeviceScheduler {
       const numPlanned = this.numPlanned;
       for (let i = 0; i < numPlanned; i++) {
         const r = planned[i]!;
-        const seq = r.seq;
         r.inStep = false;
         let s: SampledToken | null = null;
-        if (seq.sample) {
+        if (r.stepSample) {
           s = sampled[j++] ?? null;
           if (s === null || s.requestId !== r.id) {
             throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: step ${result.stepIndex} sampled tokens do not match the plan at request ${r.id}`);
@@ -417,7 +419,7 @@ export class DeviceScheduler {
           this.finish(r, CANCELLED, nowMs, -1);
           continue;
         }
-        r.numComputed += seq.tokens.length;
+        r.numComputed += r.stepTokens;
         if (r.kind === "prefilling" && r.numComputed === r.numPrefillTarget) r.kind = "decoding";
         if (s !== null) this.applyToken(r, s, nowMs);
       }
@@ -561,7 +563,7 @@ export class DeviceScheduler {
       if (r.kind !== "decoding") continue;
       const need = this.blocksFor(r.numComputed + 1);
       if (need > r.numBlocks && !this.growBlocks(r, i, need, nowMs)) continue;
-      this.planDecode(r);
+      this.planDecode(r, need);
     }
     // 2. prefill chunks of admitted requests, in admission order.
     for (let i = 0; i < running.length && this.tokenBudget > 0; i++) {
@@ -712,15 +714,17 @@ export class DeviceScheduler {
     return "admitted";
   }
 
-  private planDecode(r: Request): void {
-    const m = this.models[r.modelIndex]!;
+  /** numBlocks: blocks covering positions [0, numComputed + 1). */
+  private planDecode(r: Request, numBlocks: number): void {
     const seq = r.seq;
     seq.tokens = this.decodeInput(this.numPlanned, r.lastToken);
     seq.startPos = r.numComputed;
-    seq.blockOffsets = r.blockOffsetsFor(m.space, this.blocksFor(r.numComputed + 1), this.memoryEpoch);
+    seq.blockOffsets = r.blockOffsetsFor(this.models[r.modelIndex]!.space, numBlocks, this.memoryEpoch);
     seq.sample = true;
     seq.outputIndex = r.numGenerated;
     seq.penaltyTokens = r.usesPenalties ? r.tokens.subarray(r.numPromptTokens, r.numTokens) : null;
+    r.stepTokens = 1;
+    r.stepSample = true;
     this.addToPlan(r);
     this.tokenBudget--;
     this.planDecodeTokens++;
@@ -738,6 +742,8 @@ export class DeviceScheduler {
     seq.sample = end === r.numPrefillTarget;
     seq.outputIndex = r.numGenerated;
     seq.penaltyTokens = seq.sample && r.usesPenalties ? r.tokens.subarray(r.numPromptTokens, r.numTokens) : null;
+    r.stepTokens = chunk;
+    r.stepSample = seq.sample;
     this.addToPlan(r);
     this.tokenBudget -= chunk;
     this.planPrefillTokens += chunk;
@@ -1028,7 +1034,7 @@ export class DeviceScheduler {
   }
 
   private blocksFor(numTokens: number): number {
-    return Math.ceil(numTokens / this.config.blockTokens);
+    return Math.ceil(numTokens / this.blockTokens);
   }
 
   private updateMaxKvBlocks(m: ModelEntry, limitBytes: number | null): void {

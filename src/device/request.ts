@@ -73,6 +73,10 @@ export class Request {
   hasFirstToken: boolean;
   /** tokens[numTokens − 1]: a decode's input, kept here so planning does not read the buffer. */
   lastToken: number;
+  /** Tokens fed, and whether one is sampled, in the planned step (seq's, kept here for applying). */
+  stepTokens: number;
+  stepSample: boolean;
+  readonly id: RequestId;
   private offsetsValid: number;
   private offsetsEpoch: number;
   private offsetsViewLength: number;
@@ -90,7 +94,6 @@ export class Request {
   readonly eosTokenIds: Int32Array;
   readonly stopTokenIds: Int32Array;
   readonly sink: RequestSink;
-  readonly id: RequestId;
   /** Elements the token buffer needs: every token the request can ever hold. */
   readonly tokenCapacity: number;
 
@@ -129,6 +132,9 @@ export class Request {
     this.cancelRequested = false;
     this.hasFirstToken = spec.firstTokenMs !== undefined && !Number.isNaN(spec.firstTokenMs);
     this.lastToken = numGenerated > 0 ? spec.generatedTokens![numGenerated - 1]! : spec.promptTokens[promptLen - 1]!;
+    this.stepTokens = 0;
+    this.stepSample = false;
+    this.id = spec.requestId;
     this.offsetsValid = 0;
     this.offsetsEpoch = -1;
     this.offsetsViewLength = 0;
@@ -141,7 +147,6 @@ export class Request {
     this.eosTokenIds = spec.ignoreEos === true ? EMPTY_I32 : eosTokenIds;
     this.stopTokenIds = spec.stopTokenIds === undefined || spec.stopTokenIds.length === 0 ? EMPTY_I32 : Int32Array.from(spec.stopTokenIds);
     this.sink = spec.sink;
-    this.id = spec.requestId;
     this.tokenCapacity = promptLen + Math.max(maxOutputTokens, numGenerated);
 
     this.tieSeq = tie;
