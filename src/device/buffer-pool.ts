@@ -1,9 +1,9 @@
 /**
  * Per-device pools of the typed arrays a request needs once it runs (token buffer, block table,
- * block byte offsets), by power-of-two size class. A request takes its arrays at its first
- * admission and gives them back when it leaves the device, so steady serving allocates none of
- * them (the simulator admits about a million requests per simulated hour; each fresh ArrayBuffer
- * also costs the garbage collector). Queued requests that never ran hold none.
+ * block byte offsets with their prefix views), by power-of-two size class. A request takes its
+ * arrays at its first admission and gives them back when it leaves the device, so steady serving
+ * allocates none of them (the simulator admits about a million requests per simulated hour; each
+ * fresh ArrayBuffer also costs the garbage collector). Queued requests that never ran hold none.
  *
  * A given-back array keeps its old contents: its next owner writes every element it reads.
  */
@@ -19,7 +19,33 @@ function classOf(numElements: number): number {
   return c;
 }
 
-export class ArrayPool<A extends Int32Array | Uint32Array> {
+/**
+ * Byte offsets of a request's blocks, and the views of their first n entries that a step's
+ * SeqStep.blockOffsets needs (one per length, cut once and kept with the array across requests:
+ * a decode needs a longer view every blockTokens tokens).
+ */
+export class OffsetTable {
+  readonly length: number;
+  readonly offsets: Uint32Array;
+  private readonly views: (Uint32Array | undefined)[] = [];
+
+  constructor(numElements: number) {
+    this.length = numElements;
+    this.offsets = new Uint32Array(numElements);
+  }
+
+  /** offsets[0, n) as a view (valid while the table is held). */
+  prefix(n: number): Uint32Array {
+    let v = this.views[n];
+    if (v === undefined) {
+      v = this.offsets.subarray(0, n);
+      this.views[n] = v;
+    }
+    return v;
+  }
+}
+
+export class ArrayPool<A extends { readonly length: number }> {
   private readonly free: A[][] = [];
 
   constructor(private readonly make: (numElements: number) => A) {}
@@ -47,5 +73,5 @@ export class ArrayPool<A extends Int32Array | Uint32Array> {
 export class RequestBuffers {
   readonly tokens = new ArrayPool<Int32Array>((n) => new Int32Array(n));
   readonly blocks = new ArrayPool<Int32Array>((n) => new Int32Array(n));
-  readonly offsets = new ArrayPool<Uint32Array>((n) => new Uint32Array(n));
+  readonly offsets = new ArrayPool<OffsetTable>((n) => new OffsetTable(n));
 }

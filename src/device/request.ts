@@ -16,7 +16,7 @@ import type { ModelId, RequestId } from "../core/ids.ts";
 import type { SamplingParams, SeqStep } from "../core/records.ts";
 import type { KvSpace } from "../memory/types.ts";
 import type { RequestSink, SubmitRequest } from "./types.ts";
-import type { RequestBuffers } from "./buffer-pool.ts";
+import type { OffsetTable, RequestBuffers } from "./buffer-pool.ts";
 
 export type RequestKind = "queued" | "prefilling" | "decoding" | "finished" | "cancelled" | "failed";
 
@@ -79,7 +79,6 @@ export class Request {
   readonly id: RequestId;
   private offsetsValid: number;
   private offsetsEpoch: number;
-  private offsetsViewLength: number;
   readonly seq: MutableSeqStep;
   /**
    * tokens[0, numPromptTokens) is the prompt, then the generated tokens. Taken from the device's
@@ -88,8 +87,7 @@ export class Request {
   tokens: Int32Array;
   /** Block table (ids) and byte offsets; from the pool with tokens. */
   blocks: Int32Array;
-  private offsets: Uint32Array;
-  private offsetsView: Uint32Array;
+  private offsets: OffsetTable | null;
   readonly usesPenalties: boolean;
   readonly eosTokenIds: Int32Array;
   readonly stopTokenIds: Int32Array;
@@ -137,12 +135,10 @@ export class Request {
     this.id = spec.requestId;
     this.offsetsValid = 0;
     this.offsetsEpoch = -1;
-    this.offsetsViewLength = 0;
     this.seq = new MutableSeqStep(spec.requestId, spec.modelId, blockTokens, s);
     this.tokens = EMPTY_I32;
     this.blocks = EMPTY_I32;
-    this.offsets = EMPTY_U32;
-    this.offsetsView = EMPTY_U32;
+    this.offsets = null;
     this.usesPenalties = s.repetitionPenalty !== 1 || s.frequencyPenalty !== 0 || s.presencePenalty !== 0;
     this.eosTokenIds = spec.ignoreEos === true ? EMPTY_I32 : eosTokenIds;
     this.stopTokenIds = spec.stopTokenIds === undefined || spec.stopTokenIds.length === 0 ? EMPTY_I32 : Int32Array.from(spec.stopTokenIds);
@@ -182,8 +178,6 @@ export class Request {
     this.blocks = pools.blocks.take(maxBlocks);
     this.offsets = pools.offsets.take(maxBlocks);
     this.offsetsValid = 0;
-    this.offsetsViewLength = 0;
-    this.offsetsView = EMPTY_U32;
   }
 
   /** Give the arrays back (the request left the device; it holds no blocks). */
@@ -191,12 +185,10 @@ export class Request {
     if (this.tokens === EMPTY_I32) return;
     pools.tokens.give(this.tokens);
     pools.blocks.give(this.blocks);
-    pools.offsets.give(this.offsets);
+    pools.offsets.give(this.offsets!);
     this.tokens = EMPTY_I32;
     this.blocks = EMPTY_I32;
-    this.offsets = EMPTY_U32;
-    this.offsetsView = EMPTY_U32;
-    this.offsetsViewLength = 0;
+    this.offsets = null;
     this.offsetsValid = 0;
   }
 
@@ -227,15 +219,12 @@ export class Request {
   clearBlocks(): void {
     this.numBlocks = 0;
     this.offsetsValid = 0;
-    this.offsetsView = EMPTY_U32;
-    this.offsetsViewLength = 0;
   }
 
   /**
    * Byte offsets of the first numBlocks blocks. Offsets of held blocks change only at a compaction
    * (memoryEpoch moves), so they are refilled then and otherwise computed once per block. The view
-   * is re-cut only when its length changes (every blockTokens tokens of a decode); a freed table
-   * (clearBlocks, releaseBuffers) drops it first.
+   * is the table's cached prefix of that length.
    */
   blockOffsetsFor(space: KvSpace, numBlocks: number, memoryEpoch: number): Uint32Array {
     let valid = this.offsetsValid;
@@ -243,17 +232,14 @@ export class Request {
       this.offsetsEpoch = memoryEpoch;
       valid = 0;
     }
+    const table = this.offsets!;
     if (valid < numBlocks) {
-      const offsets = this.offsets;
+      const offsets = table.offsets;
       const blocks = this.blocks;
       for (let i = valid; i < numBlocks; i++) offsets[i] = space.blockByteOffset(blocks[i]!);
       valid = numBlocks;
     }
     this.offsetsValid = valid;
-    if (this.offsetsViewLength !== numBlocks) {
-      this.offsetsView = this.offsets.subarray(0, numBlocks);
-      this.offsetsViewLength = numBlocks;
-    }
-    return this.offsetsView;
+    return table.prefix(numBlocks);
   }
 }
