@@ -3,11 +3,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { KeySlots, SlotHeap } from "../../src/device/priority-heap.ts";
+import { ModelQueue } from "../../src/device/model-queue.ts";
+import { Request } from "../../src/device/request.ts";
+import { GREEDY } from "../../src/core/records.ts";
 import { estimatePrefillMs, latestStartMs, needsRekey, updatePrefillRate } from "../../src/device/slo-priority.ts";
 import { resolveDeviceSchedulerConfig } from "../../src/device/config.ts";
 import { isPrismError } from "../../src/core/errors.ts";
 import { drive, makeProfile, makeScheduler, submit } from "../helpers/device-harness.ts";
-import { modelId } from "../../src/core/ids.ts";
+import { modelId, requestId } from "../../src/core/ids.ts";
 
 class Item {
   slot = -1;
@@ -117,6 +120,56 @@ test("SlotHeap: pops in (key, tie) order and keeps the textbook heap's array ord
       }
     }),
     { numRuns: 200, seed: 9 },
+  );
+});
+
+test("ModelQueue.rekey leaves the queue as draining it and pushing every fresh request again would (property)", () => {
+  // The inlined re-key must match placeFresh exactly: keys, classes, and heap array order (which
+  // drainAll and forEach expose, and so the order drained requests are handed back in).
+  const cfg = resolveDeviceSchedulerConfig({ prefillEstMinMs: 5, prefillEstMaxMs: 400 });
+  const sink = { onToken() {}, onFinish() {} };
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ arrival: fc.integer({ min: 0, max: 2000 }), prompt: fc.integer({ min: 1, max: 900 }), generated: fc.constantFrom(0, 0, 0, 2) }), { minLength: 20, maxLength: 150 }),
+      // Powers of two keep keys on a 1/8 ms grid, so exact ties with `now` and between keys occur.
+      fc.constantFrom(0.125, 0.25, 0.5, 1, 2, 4),
+      fc.constantFrom(0.125, 0.25, 0.5, 1, 2, 4),
+      fc.integer({ min: 0, max: 2500 }),
+      (rows, rate0, rate1, nowMs) => {
+        const make = (i: number, r: (typeof rows)[number]): Request => new Request({
+          requestId: requestId(i), modelId: modelId("a"), promptTokens: new Int32Array(r.prompt).fill(1), maxTokens: 8,
+          sampling: GREEDY, arrivalMs: r.arrival, sink, ...(r.generated > 0 ? { generatedTokens: new Int32Array(r.generated).fill(2) } : {}),
+        }, 0, 4096, new Int32Array(0), 16, i, 0);
+        const a = new ModelQueue(cfg, 700, rate0);
+        const reqs = rows.map((r, i) => make(i, r));
+        reqs.forEach((r, i) => a.push(r, rows[i]!.arrival));
+        a.promoteLate(nowMs, null);
+        const before: Request[] = [];
+        a.forEach((r) => before.push(r));
+        a.rekey(rate1, nowMs);
+        const after: Request[] = [];
+        a.forEach((r) => after.push(r));
+        // Reference: a fresh queue keyed with rate1, the resumed requests first (their heap is
+        // untouched), then every fresh request pushed in the old array order.
+        const b = new ModelQueue(cfg, 700, rate1);
+        const copies = new Map(reqs.map((r, i) => [r, make(i, rows[i]!)]));
+        for (const r of before) if (r.hasStarted) b.push(copies.get(r)!, r.enqueuedMs);
+        for (const r of before) if (!r.hasStarted) b.push(copies.get(r)!, nowMs);
+        const expected: number[] = [];
+        b.forEach((r) => expected.push(r.id));
+        assert.deepEqual(after.map((r) => r.id), expected);
+        for (;;) {
+          const ha = a.refreshHead(nowMs);
+          const hb = b.refreshHead(nowMs);
+          assert.equal(ha?.id, hb?.id);
+          if (ha === null) break;
+          assert.equal(a.headValue, b.headValue);
+          a.popHead();
+          b.popHead();
+        }
+      },
+    ),
+    { numRuns: 150, seed: 4 },
   );
 });
 
