@@ -1,4 +1,4 @@
-// `npm run bench:sim` (tsx bench/sim.bench.ts [--quick] [--no-speed] [--report out.html]):
+// `npm run bench:sim` (tsx bench/sim.bench.ts [--quick] [--no-speed] [--speed-only] [--report out.html]):
 // the policy comparison on simulated H100s, every policy through the real GlobalScheduler and
 // DeviceSchedulers, and the simulator's speed on a ~1M-request hour.
 //
@@ -9,7 +9,8 @@
 // diagnostic rows (not baselines, not defaults):
 //   prism/keep-alive-5s — prism with the prototype's eager idle eviction (idleEvictMs = 5 s)
 //   prism/free-load     — prism with activation cost 0: what cold starts still cost prism
-// Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed).
+// Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed; only
+// this with --speed-only, e.g. `npm run bench:sim -- --speed-only`).
 // Wall times are from a shared 2-core machine: read them as rough.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -24,7 +25,8 @@ import { renderSimReport, type DevicesNeeded } from "../src/sim/report.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const QUICK = process.argv.includes("--quick");
-const SPEED = !process.argv.includes("--no-speed") && !QUICK;
+const SPEED_ONLY = process.argv.includes("--speed-only");
+const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK);
 const REPORT = (() => {
   const i = process.argv.indexOf("--report");
   return i >= 0 ? process.argv[i + 1] ?? null : null;
@@ -105,7 +107,7 @@ interface Row {
 
 const tables: string[] = [];
 const devicesByWorkload: { name: string; needed: DevicesNeeded[]; lb: number }[] = [];
-for (const w of WORKLOADS) {
+for (const w of SPEED_ONLY ? [] : WORKLOADS) {
   const file = traceFile(w.gen);
   const cfg = loadModelsFile(join(REPO, w.models));
   const base = prepared(w, cfg, file, false);
@@ -152,12 +154,15 @@ if (SPEED) {
   const p = prepareWorkload(readTrace(file), cfg, { name: "speed" });
   const prepS = (performance.now() - t0) / 1000;
   const t1 = performance.now();
+  const cpu0 = process.cpuUsage();
   const out = runPolicy(p, { policy: "prism", devices: 32 });
   const runS = (performance.now() - t1) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuS = (cpu.user + cpu.system) / 1e6;
   console.log(`\n## Speed: prism trace gen ${gen.join(" ")}; prism on 32 H100s`);
-  console.log("| requests | steps | events | simulated s | prepare (dedicated SLO runs; cached on disk after) | run | µs/step |");
+  console.log("| requests | steps | events | simulated s | prepare (dedicated SLO runs; cached on disk after) | run (process CPU) | µs/step |");
   console.log("|---|---|---|---|---|---|---|");
-  console.log(`| ${p.trace.numRequests} | ${out.summary.steps} | ${out.result.events} | ${out.summary.sim_end_s.toFixed(0)} | ${prepS.toFixed(1)} s | ${runS.toFixed(1)} s | ${((runS * 1e6) / out.summary.steps).toFixed(1)} |`);
+  console.log(`| ${p.trace.numRequests} | ${out.summary.steps} | ${out.result.events} | ${out.summary.sim_end_s.toFixed(0)} | ${prepS.toFixed(1)} s | ${runS.toFixed(1)} s (${cpuS.toFixed(1)} s) | ${((runS * 1e6) / out.summary.steps).toFixed(1)} |`);
 }
 
 if (REPORT !== null) {
