@@ -167,6 +167,12 @@ test("repackQ8_0x4 keeps every scale and value of every row (padding rows zero),
       }
     }
     assert.equal(rig.u8()[at + weightMatrixBytes(WType.Q8_0_R4, rows, dim)], 0xee, "wrote past the matrix");
+    // A source at an odd byte offset takes the byte-wise path: same bytes.
+    const odd = new Uint8Array(gguf.byteLength + 1).subarray(1);
+    odd.set(gguf);
+    const viaBytes = new Uint8Array(weightMatrixBytes(WType.Q8_0_R4, rows, dim));
+    repackQ8_0x4(odd, rows, dim, viaBytes, 0, sourceRow);
+    assert.deepEqual(viaBytes, rig.u8().slice(at, at + viaBytes.byteLength));
   }), { seed: 12, numRuns: 60 });
 });
 
