@@ -118,7 +118,9 @@ export class Cluster {
   constructor(o: ClusterOptions) {
     const needs = getPolicy(o.policy).create(o.config).needs;
     for (let d = 0; d < o.numDevices; d++) {
-      const memory = new DeviceMemory({ budgetBytes: o.budgetPages * PAGE_BYTES, pageBytes: PAGE_BYTES, backed: false, kvHeadroomFraction: 0, minReservedPages: 0, maxReservedPages: 0 });
+      // Backed memory: a weight load may compact, moving KV pages with their bytes; an offset-keyed KV check
+      // over accounting-only memory would misreport that as corruption.
+      const memory = new DeviceMemory({ budgetBytes: o.budgetPages * PAGE_BYTES, pageBytes: PAGE_BYTES, backed: true, kvHeadroomFraction: 0, minReservedPages: 0, maxReservedPages: 0 });
       const sched = new DeviceScheduler({
         deviceId: deviceId(d),
         memory,
@@ -127,7 +129,7 @@ export class Cluster {
         config: resolveDeviceSchedulerConfig({ maxBatchTokens: 64, maxBatchSeqs: 16, prefillChunkTokens: 32, policy: needs.localPolicy, ...o.device }),
       });
       const exec = new FakeExecutor({
-        checkKv: true, vocabSize: VOCAB, profiles: o.models.map((m) => m.profile),
+        checkKv: true, memory: memory.memory, vocabSize: VOCAB, profiles: o.models.map((m) => m.profile),
         loadMsPerByte: o.loadMsPerByte ?? 0, stepBaseMs: o.stepBaseMs ?? 2, msPerToken: o.msPerToken ?? 0.05,
       });
       const dev: Dev = { memory, sched, exec, busyUntil: 0, complete: null, signalled: true, wakeAtMs: null };
