@@ -6,14 +6,16 @@
  *   computeMs = (2·params·T + 4·L·H·d·Σ n·(startPos + (n+1)/2)) / tp / (peakFlops·mfu)
  *   memoryMs  = (weightBytes/tp + kvBytesPerToken/tp · Σ (startPos + n)) / (memBw·mbu)
  *   commMs    = tp > 1 ? 2·L·(allReduceLatency + 2·(tp−1)/tp · T·hidden·dtype / peerLink) : 0
- *   busyMs_m  = max(computeMs, memoryMs) + commMs          (the device is busy: GPU work)
+ *   busyMs_m  = max(computeMs, memoryMs) + commMs + S·msPerSampledSeq   (the device is busy: GPU work)
  *   groupMs_m = busyMs_m + stepOverheadMs                 (one model alone: + launch/scheduling gaps)
  * and for the step: stepMs = max(Σ_m busyMs_m, max_m groupMs_m).
  * Models co-located on a device run as separate engines (Prism: one engine process per model): their
  * GPU work serialises (Σ busy), but one engine's CPU-side overhead (scheduler, kernel launches with
  * CUDA graphs off) overlaps the others' GPU work, so a step with k models costs the larger of the
  * serialised GPU time and the slowest model's own step. With one model: busy + overhead.
- * with T = tokens fed this step, n = tokens of one sequence, L layers, H query heads, d head dim.
+ * with T = tokens fed this step, n = tokens of one sequence, S = sequences that sample this step, L layers,
+ * H query heads, d head dim. msPerSampledSeq is 0 on GPUs; the CPU engine's per-row classifier and
+ * vocabulary pass need it (catalog.ts Efficiency, calibrate.ts).
  * Activation: loadMs = activationStartMs + (weightBytes/tp) / (hostLink·hostLinkEfficiency); the ranks
  * of a TP model load in parallel.
  *
@@ -54,6 +56,8 @@ export interface ModelCost {
   readonly commMsPerStep: number;
   readonly commMsPerToken: number;
   readonly stepOverheadMs: number;
+  /** ms per sequence that samples this step (Efficiency.msPerSampledSeq). */
+  readonly msPerSampledSeq: number;
   /** Activation (weight load) time, ms. */
   readonly loadMs: number;
   /** Profile handed to the schedulers: per-rank weights and KV (what one device holds). */
@@ -93,6 +97,7 @@ export class CostModel {
   private slotTokens: Float64Array<ArrayBuffer> = new Float64Array(16);
   private slotPairs: Float64Array<ArrayBuffer> = new Float64Array(16);
   private slotKv: Float64Array<ArrayBuffer> = new Float64Array(16);
+  private slotSampled: Float64Array<ArrayBuffer> = new Float64Array(16);
   /** Device-busy time of the last stepMs (Σ busy over models), for utilisation. */
   lastBusyMs = 0;
 
@@ -145,9 +150,13 @@ export class CostModel {
         this.slotTokens[k] = 0;
         this.slotPairs[k] = 0;
         this.slotKv[k] = 0;
+        this.slotSampled[k] = 0;
         numSlots++;
       }
-      if (out !== null && s.sample) out.put(s.requestId, slotCost[k]!.sampleToken);
+      if (s.sample) {
+        this.slotSampled[k]! += 1;
+        if (out !== null) out.put(s.requestId, slotCost[k]!.sampleToken);
+      }
       const n = s.tokens.length;
       this.slotTokens[k]! += n;
       this.slotPairs[k]! += n * (s.startPos + (n + 1) / 2);
@@ -157,7 +166,7 @@ export class CostModel {
     let maxGroup = 0;
     for (let k = 0; k < numSlots; k++) {
       const c = slotCost[k]!;
-      const busy = this.busyMs(c, this.slotTokens[k]!, this.slotPairs[k]!, this.slotKv[k]!);
+      const busy = this.busyMs(c, this.slotTokens[k]!, this.slotPairs[k]!, this.slotKv[k]!, this.slotSampled[k]!);
       sumBusy += busy;
       if (busy + c.stepOverheadMs > maxGroup) maxGroup = busy + c.stepOverheadMs;
     }
@@ -166,26 +175,31 @@ export class CostModel {
   }
 
   /** Device-busy (GPU) time of one model's share of a step, without the fixed overhead. */
-  busyMs(c: ModelCost, numTokens: number, attnPairs: number, kvTokens: number): number {
+  busyMs(c: ModelCost, numTokens: number, attnPairs: number, kvTokens: number, sampledSeqs = 0): number {
     const computeMs = numTokens * c.msPerTokenFlops + attnPairs * c.msPerAttnPair;
     const memoryMs = c.msWeights + kvTokens * c.msPerKvToken;
     const commMs = c.tp > 1 ? c.commMsPerStep + numTokens * c.commMsPerToken : 0;
-    return (computeMs > memoryMs ? computeMs : memoryMs) + commMs;
+    // the sampling term is added only when present, so a device without it (GPUs) keeps bit-identical times
+    const roofMs = (computeMs > memoryMs ? computeMs : memoryMs) + commMs;
+    return sampledSeqs > 0 && c.msPerSampledSeq > 0 ? roofMs + sampledSeqs * c.msPerSampledSeq : roofMs;
   }
 
   /** Step time of one model alone, from its aggregates (see the header formula). */
-  groupMs(c: ModelCost, numTokens: number, attnPairs: number, kvTokens: number): number {
-    return this.busyMs(c, numTokens, attnPairs, kvTokens) + c.stepOverheadMs;
+  groupMs(c: ModelCost, numTokens: number, attnPairs: number, kvTokens: number, sampledSeqs = 0): number {
+    return this.busyMs(c, numTokens, attnPairs, kvTokens, sampledSeqs) + c.stepOverheadMs;
   }
 
-  /** A prefill of `numTokens` prompt tokens in one step, alone on the device (positions [startPos, startPos+n)). */
-  prefillMs(id: ModelId, numTokens: number, startPos = 0): number {
-    return this.groupMs(this.cost(id), numTokens, numTokens * (startPos + (numTokens + 1) / 2), startPos + numTokens);
+  /**
+   * A prefill of `numTokens` prompt tokens in one step, alone on the device (positions [startPos, startPos+n));
+   * `sample` = this chunk ends the prompt and samples the first output token.
+   */
+  prefillMs(id: ModelId, numTokens: number, startPos = 0, sample = true): number {
+    return this.groupMs(this.cost(id), numTokens, numTokens * (startPos + (numTokens + 1) / 2), startPos + numTokens, sample ? 1 : 0);
   }
 
   /** One decode step of `batch` sequences whose contexts total `contextTokens` (before this step). */
   decodeMs(id: ModelId, batch: number, contextTokens: number): number {
-    return this.groupMs(this.cost(id), batch, contextTokens + batch, contextTokens + batch);
+    return this.groupMs(this.cost(id), batch, contextTokens + batch, contextTokens + batch, batch);
   }
 
   loadMs(id: ModelId): number {
@@ -202,6 +216,7 @@ export class CostModel {
     this.slotTokens = grow(this.slotTokens);
     this.slotPairs = grow(this.slotPairs);
     this.slotKv = grow(this.slotKv);
+    this.slotSampled = grow(this.slotSampled);
   }
 }
 
@@ -238,6 +253,7 @@ export function modelCost(spec: ModelSpecInput, device: DeviceSpec, eff: Efficie
     commMsPerStep: 2 * arch.numLayers * eff.allReduceLatencyMs,
     commMsPerToken: tp > 1 ? (2 * arch.numLayers * 2 * ((tp - 1) / tp) * arch.hidden * arch.dtypeBytes) / peerBytesPerMs : 0,
     stepOverheadMs: eff.stepOverheadMs,
+    msPerSampledSeq: eff.msPerSampledSeq,
     loadMs: eff.activationStartMs + wBytesRank / hostBytesPerMs,
     profile,
   });
@@ -351,7 +367,8 @@ export function predictServeLatency(args: {
   const chunk = Math.max(1, args.prefillChunkTokens ?? args.promptTokens);
   let ttftMs = 0;
   for (let pos = 0; pos < args.promptTokens; pos += chunk) {
-    ttftMs += cm.prefillMs(id, Math.min(chunk, args.promptTokens - pos), pos);
+    const n = Math.min(chunk, args.promptTokens - pos);
+    ttftMs += cm.prefillMs(id, n, pos, pos + n >= args.promptTokens);
   }
   let decodeTotal = 0;
   const steps = Math.max(0, args.outputTokens - 1);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CostModel, CostModelExecutor, predictServeLatency, compareLatency } from "../../src/sim/cost-model.ts";
-import { DEVICES, GPU_EFFICIENCY } from "../../src/sim/catalog.ts";
+import { CPU_EFFICIENCY, DEVICES, GPU_EFFICIENCY } from "../../src/sim/catalog.ts";
 import { deviceId, modelId, requestId } from "../../src/core/ids.ts";
 import { GREEDY, type SeqStep, type StepPlan } from "../../src/core/records.ts";
 
@@ -56,6 +56,30 @@ test("a step with two models: their GPU work serialises, one model's overhead ov
   assert.deepEqual(r.sampled.map((s) => s.requestId), [1, 3]);
   for (const s of r.sampled) assert.ok(!cm.cost(A).profile.eosTokenIds.includes(s.token));
   assert.equal((await ex.loadWeights(A, 0)).durationMs, cm.loadMs(A));
+});
+
+test("cpu: each sampling sequence adds msPerSampledSeq to the roofline, a non-final prefill chunk none; GPUs have no such term", () => {
+  const cm = new CostModel({ deviceType: "cpu" });
+  cm.addModel({ id: A, arch: "stories15m" });
+  const peak = DEVICES.cpu.peakFlops;
+  // decode B=8 at position 12 is compute-bound on the cpu fit: 8 × 2·params + attention over 13 positions each
+  const decode: StepPlan = { deviceId: deviceId(0), stepIndex: 0, seqs: Array.from({ length: 8 }, (_, i) => seq(A, i + 1, 1, 12)) };
+  const flops = 8 * 2 * 15.19e6 + 4 * 6 * 6 * 48 * 8 * 13;
+  const expected = (flops / peak) * 1000 + 8 * CPU_EFFICIENCY.msPerSampledSeq + CPU_EFFICIENCY.stepOverheadMs;
+  assert.ok(Math.abs(cm.stepMs(decode) - expected) < 1e-9, `${cm.stepMs(decode)} vs ${expected}`);
+  assert.ok(Math.abs(cm.decodeMs(A, 8, 8 * 12) - expected) < 1e-9);
+  // a 100-token chunk at 0 that does not sample vs the same chunk ending the prompt
+  const chunk = (sample: boolean): StepPlan => ({ deviceId: deviceId(0), stepIndex: 1, seqs: [seq(A, 1, 100, 0, sample)] });
+  const chunkFlops = 100 * 2 * 15.19e6 + 4 * 6 * 6 * 48 * 100 * 50.5;
+  assert.ok(Math.abs(cm.stepMs(chunk(false)) - ((chunkFlops / peak) * 1000 + CPU_EFFICIENCY.stepOverheadMs)) < 1e-9);
+  assert.ok(Math.abs(cm.stepMs(chunk(true)) - cm.stepMs(chunk(false)) - CPU_EFFICIENCY.msPerSampledSeq) < 1e-9);
+  assert.equal(cm.prefillMs(A, 100, 0, false), cm.stepMs(chunk(false)));
+  assert.equal(cm.prefillMs(A, 100), cm.stepMs(chunk(true)));
+  const gpu = new CostModel({ deviceType: "h100" });
+  gpu.addModel({ id: A, arch: "llama-3.2-1b" });
+  assert.equal(GPU_EFFICIENCY.msPerSampledSeq, 0);
+  const g = (sample: boolean): StepPlan => ({ deviceId: deviceId(0), stepIndex: 2, seqs: [seq(A, 1, 300, 0, sample), seq(A, 2, 1, 40, sample)] });
+  assert.equal(gpu.stepMs(g(true)), gpu.stepMs(g(false)));
 });
 
 test("TP splits weights and KV per rank; activation = start + per-rank weights / link", () => {
