@@ -27,17 +27,19 @@ function classOf(numElements: number): number {
 export class OffsetTable {
   readonly length: number;
   readonly offsets: Uint32Array;
-  private readonly views: (Uint32Array | undefined)[] = [];
+  /** views[n] = offsets[0, n), or null until first asked; packed (a sparse array is a slow hash). */
+  private readonly views: (Uint32Array | null)[] = [];
 
   constructor(numElements: number) {
     this.length = numElements;
     this.offsets = new Uint32Array(numElements);
+    for (let n = 0; n <= numElements; n++) this.views.push(null);
   }
 
   /** offsets[0, n) as a view (valid while the table is held). */
   prefix(n: number): Uint32Array {
-    let v = this.views[n];
-    if (v === undefined) {
+    let v = this.views[n]!;
+    if (v === null) {
       v = this.offsets.subarray(0, n);
       this.views[n] = v;
     }

@@ -79,6 +79,9 @@ export class Request {
   readonly id: RequestId;
   private offsetsValid: number;
   private offsetsEpoch: number;
+  /** The last view handed out (offsets[0, offsetsViewLength)), so an unchanged length costs a compare. */
+  private offsetsViewLength: number;
+  private offsetsView: Uint32Array;
   readonly seq: MutableSeqStep;
   /**
    * tokens[0, numPromptTokens) is the prompt, then the generated tokens. Taken from the device's
@@ -135,6 +138,8 @@ export class Request {
     this.id = spec.requestId;
     this.offsetsValid = 0;
     this.offsetsEpoch = -1;
+    this.offsetsViewLength = 0;
+    this.offsetsView = EMPTY_U32;
     this.seq = new MutableSeqStep(spec.requestId, spec.modelId, blockTokens, s);
     this.tokens = EMPTY_I32;
     this.blocks = EMPTY_I32;
@@ -178,6 +183,8 @@ export class Request {
     this.blocks = pools.blocks.take(maxBlocks);
     this.offsets = pools.offsets.take(maxBlocks);
     this.offsetsValid = 0;
+    this.offsetsViewLength = 0;
+    this.offsetsView = EMPTY_U32;
   }
 
   /** Give the arrays back (the request left the device; it holds no blocks). */
@@ -190,6 +197,8 @@ export class Request {
     this.blocks = EMPTY_I32;
     this.offsets = null;
     this.offsetsValid = 0;
+    this.offsetsViewLength = 0;
+    this.offsetsView = EMPTY_U32;
   }
 
   /** The tokens generated so far (a copy): from the buffer, or the spec's before the first admission. */
@@ -224,7 +233,8 @@ export class Request {
   /**
    * Byte offsets of the first numBlocks blocks. Offsets of held blocks change only at a compaction
    * (memoryEpoch moves), so they are refilled then and otherwise computed once per block. The view
-   * is the table's cached prefix of that length.
+   * changes only with the length (every blockTokens tokens of a decode): then the table's cached
+   * prefix of that length.
    */
   blockOffsetsFor(space: KvSpace, numBlocks: number, memoryEpoch: number): Uint32Array {
     let valid = this.offsetsValid;
@@ -232,14 +242,17 @@ export class Request {
       this.offsetsEpoch = memoryEpoch;
       valid = 0;
     }
-    const table = this.offsets!;
     if (valid < numBlocks) {
-      const offsets = table.offsets;
+      const offsets = this.offsets!.offsets;
       const blocks = this.blocks;
       for (let i = valid; i < numBlocks; i++) offsets[i] = space.blockByteOffset(blocks[i]!);
       valid = numBlocks;
     }
     this.offsetsValid = valid;
-    return table.prefix(numBlocks);
+    if (this.offsetsViewLength !== numBlocks) {
+      this.offsetsView = this.offsets!.prefix(numBlocks);
+      this.offsetsViewLength = numBlocks;
+    }
+    return this.offsetsView;
   }
 }
