@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
-import { DeviceLoop, type LoopHost } from "../../src/device/loop.ts";
+import { DeviceLoop } from "../../src/device/loop.ts";
 import { DeviceScheduler } from "../../src/device/device-scheduler.ts";
 import { resolveDeviceSchedulerConfig } from "../../src/device/config.ts";
 import { DeviceMemory } from "../../src/memory/device-memory.ts";
@@ -12,18 +12,10 @@ import { PrismError } from "../../src/core/errors.ts";
 import { deviceId, modelId, requestId } from "../../src/core/ids.ts";
 import { GREEDY, type StepPlan, type StepResult } from "../../src/core/records.ts";
 import { SeededRng } from "../../src/core/rng.ts";
-import type { Clock } from "../../src/core/clock.ts";
 import { FakeExecutor, fakeReference } from "../helpers/fake-executor.ts";
-import { makeProfile, PAGE_BYTES, RecordingSink } from "../helpers/device-harness.ts";
+import { makeProfile, PAGE_BYTES, realClock, realTimeHost, RecordingSink } from "../helpers/device-harness.ts";
 
-const host: LoopHost = {
-  defer: (fn) => setImmediate(fn),
-  after: (ms, fn) => {
-    const t = setTimeout(fn, ms);
-    return () => clearTimeout(t);
-  },
-};
-const realClock: Clock = { nowMs: () => performance.now() };
+const host = realTimeHost;
 
 function setup(exec = new FakeExecutor(), keepAliveMs = Number.POSITIVE_INFINITY) {
   const memory = new DeviceMemory({ budgetBytes: 64 * PAGE_BYTES, pageBytes: PAGE_BYTES, backed: false });

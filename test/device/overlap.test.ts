@@ -5,16 +5,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
-import { assertAllKvFree, makeProfile, makeScheduler, submit, PAGE_BYTES, RecordingSink, type Harness } from "../helpers/device-harness.ts";
+import { assertAllKvFree, makeProfile, makeScheduler, submit, PAGE_BYTES, realClock, realTimeHost, RecordingSink, type Harness } from "../helpers/device-harness.ts";
 import { FakeExecutor, fakeReference } from "../helpers/fake-executor.ts";
 import { deviceId, modelId, requestId, type ModelId } from "../../src/core/ids.ts";
 import { GREEDY, type StepPlan, type StepResult } from "../../src/core/records.ts";
-import type { Clock } from "../../src/core/clock.ts";
 import { SeededRng } from "../../src/core/rng.ts";
 import { DeviceMemory } from "../../src/memory/device-memory.ts";
 import { DeviceScheduler } from "../../src/device/device-scheduler.ts";
 import { resolveDeviceSchedulerConfig } from "../../src/device/config.ts";
-import { DeviceLoop, type LoopHost } from "../../src/device/loop.ts";
+import { DeviceLoop } from "../../src/device/loop.ts";
 import type { DeviceSchedulerConfig, SubmitRequest } from "../../src/device/types.ts";
 import { isPrismError, PrismError } from "../../src/core/errors.ts";
 
@@ -366,14 +365,7 @@ test("protocol with overlapLoads: nextAction refused while a step is outstanding
 
 // ---- the async DeviceLoop with overlapLoads (real timers) -----------------------------------------
 
-const host: LoopHost = {
-  defer: (fn) => setImmediate(fn),
-  after: (ms, fn) => {
-    const t = setTimeout(fn, ms);
-    return () => clearTimeout(t);
-  },
-};
-const realClock: Clock = { nowMs: () => performance.now() };
+const host = realTimeHost;
 
 /** Loads take `loadMs` of wall time (a timer), or fail after it; steps resolve at once. */
 class SlowLoadExecutor extends FakeExecutor {

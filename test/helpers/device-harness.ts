@@ -3,17 +3,28 @@
  * a RecordingSink, and drive(), which plays the simulator's role with a ManualClock and the
  * FakeExecutor (advance the clock by each step's / load's cost, then report back).
  */
-import { ManualClock } from "../../src/core/clock.ts";
+import { ManualClock, type Clock } from "../../src/core/clock.ts";
 import { deviceId, modelId, requestId, type ModelId, type RequestId } from "../../src/core/ids.ts";
 import { GREEDY, type ModelProfile, type SampledToken, type SamplingParams } from "../../src/core/records.ts";
 import { SeededRng } from "../../src/core/rng.ts";
 import { DeviceMemory } from "../../src/memory/device-memory.ts";
 import { DeviceScheduler } from "../../src/device/device-scheduler.ts";
 import { resolveDeviceSchedulerConfig } from "../../src/device/config.ts";
+import type { LoopHost } from "../../src/device/loop.ts";
 import type { DeviceAction, DeviceSchedulerConfig, RequestOutcome, RequestSink, RequestStats, StepRecord, SubmitRequest, SubmitResult } from "../../src/device/types.ts";
 import { FakeExecutor, type FakeExecutorOptions } from "./fake-executor.ts";
 
 export const PAGE_BYTES = 16384;
+
+/** Real timers and a monotonic clock, for tests of the async DeviceLoop. */
+export const realTimeHost: LoopHost = {
+  defer: (fn) => setImmediate(fn),
+  after: (ms, fn) => {
+    const t = setTimeout(fn, ms);
+    return () => clearTimeout(t);
+  },
+};
+export const realClock: Clock = { nowMs: () => performance.now() };
 /** 2 layers × 64 B per token per layer × 16 tokens = 2048 B per block → 8 blocks per page. */
 export function makeProfile(name: string, over: Partial<ModelProfile> = {}): ModelProfile {
   return {
