@@ -16,6 +16,8 @@
  * with T = tokens fed this step, n = tokens of one sequence, S = sequences that sample this step, L layers,
  * H query heads, d head dim. msPerSampledSeq is 0 on GPUs; the CPU engine's per-row classifier and
  * vocabulary pass need it (catalog.ts Efficiency, calibrate.ts).
+ * Per request, outside any step: requestOverheadMs (HTTP, tokenisation, admission, the first token's way
+ * out) delays the request's arrival at the schedulers and adds to its TTFT; 0 on GPUs.
  * Activation: loadMs = activationStartMs + (weightBytes/tp) / (hostLink·hostLinkEfficiency); the ranks
  * of a TP model load in parallel.
  *
@@ -360,8 +362,10 @@ export function predictServeLatency(args: {
   readonly prefillChunkTokens?: number;
   readonly tp?: number;
   readonly efficiency?: Partial<Efficiency>;
+  /** Override the device's effective rates (a fit made on this machine now: calibrate.ts fitDevice). */
+  readonly device?: Partial<DeviceSpec>;
 }): LatencyPrediction {
-  const cm = new CostModel({ deviceType: args.deviceType, ...(args.efficiency ? { efficiency: args.efficiency } : {}) });
+  const cm = new CostModel({ deviceType: args.deviceType, ...(args.efficiency ? { efficiency: args.efficiency } : {}), ...(args.device ? { device: args.device } : {}) });
   const id = "m" as ModelId;
   cm.addModel({ id, arch: args.arch, ...(args.tp !== undefined ? { tp: args.tp } : {}) });
   const chunk = Math.max(1, args.prefillChunkTokens ?? args.promptTokens);
@@ -373,7 +377,7 @@ export function predictServeLatency(args: {
   let decodeTotal = 0;
   const steps = Math.max(0, args.outputTokens - 1);
   for (let i = 0; i < steps; i++) decodeTotal += cm.decodeMs(id, 1, args.promptTokens + i);
-  return { ttftMs, tpotMs: steps > 0 ? decodeTotal / steps : 0, loadMs: cm.loadMs(id) };
+  return { ttftMs: ttftMs + cm.eff.requestOverheadMs, tpotMs: steps > 0 ? decodeTotal / steps : 0, loadMs: cm.loadMs(id) };
 }
 
 /** Relative error of a prediction against a measurement; `withinTolerance` uses |pred − meas| / meas ≤ tol. */

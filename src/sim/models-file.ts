@@ -42,6 +42,7 @@ const CostSchema = z.strictObject({
   step_overhead_ms: z.number().min(0).optional(),
   host_link_efficiency: z.number().positive().optional(),
   activation_start_ms: z.number().min(0).optional(),
+  request_overhead_ms: z.number().min(0).optional(),
 });
 
 const ScaleSchema = z.union([positive, z.strictObject({ ttft: positive, tpot: positive })]);
@@ -103,6 +104,7 @@ export function parseModelsConfig(value: unknown, source = "models file"): SimMo
     ...(c.step_overhead_ms !== undefined ? { stepOverheadMs: c.step_overhead_ms } : {}),
     ...(c.host_link_efficiency !== undefined ? { hostLinkEfficiency: c.host_link_efficiency } : {}),
     ...(c.activation_start_ms !== undefined ? { activationStartMs: c.activation_start_ms } : {}),
+    ...(c.request_overhead_ms !== undefined ? { requestOverheadMs: c.request_overhead_ms } : {}),
   };
   return Object.freeze({
     deviceType: f.device,

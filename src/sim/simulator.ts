@@ -228,6 +228,8 @@ export class Simulator implements RequestSink {
   private deferredHead = 0;
   /** Last time a step or load completed (ms): progress detection for stuck clusters. */
   private lastProgressMs = 0;
+  private readonly requestOverheadMs: number;
+  private readonly admitDelayUs: number;
 
   constructor(opts: SimulatorOptions) {
     this.opts = opts;
@@ -239,6 +241,8 @@ export class Simulator implements RequestSink {
       throw new PrismError("PRISM_SIM_INVALID", `simulator: devices must be an integer >= 1, got ${opts.numDevices}`);
     }
     opts.models.forEach((m, i) => this.modelIndexOf.set(m.cost.modelId, i));
+    this.requestOverheadMs = opts.costModel.eff.requestOverheadMs;
+    this.admitDelayUs = this.requestOverheadMs * 1000;
     const n = opts.trace.numRequests;
     this.outcomes = newRequestOutcomes(n, opts.trace.modelNames, opts.trace.modelIndex, opts.trace.arrivalS);
     this.busyMs = new Float64Array(opts.numDevices);
@@ -295,7 +299,9 @@ export class Simulator implements RequestSink {
     const q = this.q;
     const trace = this.trace;
     const n = trace.numRequests;
-    if (n > 0) q.push(trace.arrivalS[0]! * 1e6, EV_ARRIVAL, 0);
+    // A request reaches the schedulers requestOverheadMs after it reached the server (cost-model.ts).
+    const admitDelayUs = this.admitDelayUs;
+    if (n > 0) q.push(trace.arrivalS[0]! * 1e6 + admitDelayUs, EV_ARRIVAL, 0);
     const roundMs = driver.roundMs;
     if (roundMs !== null) q.push(0, EV_TICK);
     if (this.timeline !== null) q.push(0, EV_SAMPLE);
@@ -336,7 +342,7 @@ export class Simulator implements RequestSink {
           this.submitArrival(a, tUs / 1000);
           const next = a + 1;
           this.arrivalCursor = next;
-          if (next < n) q.push(trace.arrivalS[next]! * 1e6, EV_ARRIVAL, next);
+          if (next < n) q.push(trace.arrivalS[next]! * 1e6 + admitDelayUs, EV_ARRIVAL, next);
           break;
         }
         case EV_TICK: {
@@ -433,8 +439,9 @@ export class Simulator implements RequestSink {
     this.finishedMs[i] = stats.finishedMs;
     if (outcome.kind === "finished") {
       o.ok[i] = 1;
-      o.ttftMs[i] = stats.firstTokenMs - stats.arrivalMs;
-      o.e2eMs[i] = stats.finishedMs - stats.arrivalMs;
+      // stats.arrivalMs is the admission; the client saw the request requestOverheadMs earlier
+      o.ttftMs[i] = stats.firstTokenMs - stats.arrivalMs + this.requestOverheadMs;
+      o.e2eMs[i] = stats.finishedMs - stats.arrivalMs + this.requestOverheadMs;
       o.outputTokens[i] = stats.numOutputTokens;
     } else {
       this.numFailed++;

@@ -26,6 +26,24 @@ test("one model, one device: TTFT and TPOT are exactly the cost model's step tim
   assert.equal(r.steps, OUT);
 });
 
+test("requestOverheadMs delays admission and adds to TTFT and E2E, not to device time", () => {
+  const OVER = 7.5;
+  const cm = costModel({ efficiency: { requestOverheadMs: OVER } });
+  const models = makeModels(cm, ["llama-3.1-8b"]);
+  const IN = 300;
+  const OUT = 50;
+  // the second request arrives while the first decodes, so its admission time decides which step it joins
+  const trace = makeTrace([{ t: 2, m: 0, in: IN, out: OUT }, { t: 2.1, m: 0, in: IN, out: OUT }], 1);
+  const cmPlain = costModel();
+  const plain = new Simulator({ trace, models: makeModels(cmPlain, ["llama-3.1-8b"]), costModel: cmPlain, numDevices: 1, driver: new DirectDriver() }).run();
+  const r = new Simulator({ trace, models, costModel: cm, numDevices: 1, driver: new DirectDriver() }).run();
+  const id = modelId("m0");
+  close(r.outcomes.ttftMs[0]!, OVER + cm.prefillMs(id, IN), "ttft");
+  close(r.outcomes.ttftMs[0]! - plain.outcomes.ttftMs[0]!, OVER, "first request: only the overhead differs");
+  close(r.outcomes.e2eMs[0]! - plain.outcomes.e2eMs[0]!, OVER, "e2e");
+  assert.equal(r.steps, plain.steps);
+});
+
 test("two requests arriving together are prefilled in one step and decoded as a batch", () => {
   const cm = costModel();
   const models = makeModels(cm, ["llama-3.2-1b"]);
