@@ -424,7 +424,8 @@ export class GlobalScheduler {
     const m = t.model;
     let d = preferDevice !== NO_DEVICE && this.router.isReplica(m, preferDevice) ? preferDevice : this.router.route(m);
     if (d === NO_DEVICE) {
-      // A model already waiting keeps the earlier decision until a round or a finish changes things.
+      // A model already waiting asks again only on a fresh arrival (reaskWaiting); requeued requests
+      // keep the earlier decision until a round, a finish or an arrival changes things.
       if (this.pending.count(m) === 0) {
         const od = this.policy.onDemand(this.observe(nowMs), m, nowMs);
         switch (od.kind) {
@@ -444,6 +445,11 @@ export class GlobalScheduler {
             return "accepted";
           }
         }
+      } else if (fresh && this.reaskWaiting(m, nowMs)) {
+        // The waiting requests go first (FIFO per model): this one joins them, then all are placed.
+        const res = this.hold(t, fresh);
+        this.retryPending(nowMs);
+        return res;
       }
       if (d === NO_DEVICE) return this.hold(t, fresh);
     }
@@ -456,6 +462,20 @@ export class GlobalScheduler {
     if (res === "busy") return this.hold(t, false);
     this.fail(t, res, nowMs);
     return "accepted";
+  }
+
+  /**
+   * A new arrival for a model that is waiting is new evidence (its arrival rate just grew; a burst
+   * of same-time arrivals only counts once all are in): ask the policy again instead of keeping the
+   * earlier "wait" until the next round or finish. Only "activate" changes anything here; true when
+   * an instance now takes the model's requests.
+   */
+  private reaskWaiting(m: number, nowMs: number): boolean {
+    const od = this.policy.onDemand(this.observe(nowMs), m, nowMs);
+    if (od.kind !== "activate") return false;
+    this.applyActions(od.actions, nowMs, "demand");
+    this.numOnDemand++;
+    return this.router.route(m) !== NO_DEVICE;
   }
 
   private hold(t: Tracked, fresh: boolean): SubmitResult {

@@ -8,6 +8,8 @@ import { DeviceMemory } from "../../src/memory/device-memory.ts";
 import { DeviceScheduler } from "../../src/device/device-scheduler.ts";
 import { resolveDeviceSchedulerConfig } from "../../src/device/config.ts";
 import { GlobalScheduler } from "../../src/control/global-scheduler.ts";
+import { PRISM_NEEDS } from "../../src/control/policies/prism.ts";
+import type { ClusterState, Policy } from "../../src/control/types.ts";
 import { Cluster, PAGE_BYTES, tinyModel } from "./cluster-harness.ts";
 
 const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
@@ -188,4 +190,37 @@ test("global scheduler admin: load, pin (no idle eviction), unpin, unload, place
   assert.deepEqual(view.models.map((m) => [m.id, m.instances.length]), [["a", 0], ["b", 0]]);
   await assert.rejects(c.gs.load(mid("zzz")), code("PRISM_UNKNOWN_MODEL"));
   assert.throws(() => c.gs.pin(mid("zzz"), true), code("PRISM_UNKNOWN_MODEL"));
+});
+
+test("a new arrival for a waiting model asks the policy again; on activation the waiting requests go first", () => {
+  // A policy that waits until two requests of the model are outstanding, then activates it on device 0.
+  const asked: number[] = [];
+  const policy: Policy = {
+    name: "second-arrival",
+    needs: PRISM_NEEDS,
+    plan: () => [],
+    onDemand: (state: ClusterState, m: number) => {
+      asked.push(state.models[m]!.demand.outstandingRequests);
+      if (state.models[m]!.demand.outstandingRequests < 2) return { kind: "wait" };
+      return { kind: "activate", actions: [{ kind: "activate", model: state.models[m]!.id, device: deviceId(0) }], device: 0 };
+    },
+  };
+  const c = new Cluster({ numDevices: 1, budgetPages: 64, models: [tinyModel("a")], policy: "prism", ticks: false });
+  const gs = new GlobalScheduler({
+    devices: c.devs.map((d) => ({ scheduler: d.sched, memory: d.memory })),
+    models: [tinyModel("a")],
+    policy,
+    clock: c.clock,
+  });
+  const submit = (id: number) => gs.submit({ requestId: requestId(id), modelId: modelId("a"), promptTokens: Int32Array.of(1, 2, 3), maxTokens: 2, sampling: GREEDY, arrivalMs: 0, sink: c.sink });
+  assert.equal(submit(1), "accepted");
+  assert.deepEqual(gs.replicasOf("a" as never), []);
+  assert.equal(submit(2), "accepted");
+  assert.deepEqual(asked, [1, 2], "asked again on the second arrival, before any round or finish");
+  assert.deepEqual(gs.replicasOf("a" as never), [0]);
+  assert.equal(gs.counters.onDemandActivations, 1);
+  const onDevice = c.devs[0]!.sched.stats().models.find((m) => m.modelId === "a")!;
+  assert.equal(onDevice.numQueued + onDevice.numRunning, 2);
+  c.run(5000);
+  assert.deepEqual([...c.sink.finished.keys()], [1, 2], "the held request was placed first");
 });
