@@ -7,6 +7,7 @@ import { encodePrompts, startGeneration, type GenerationResult, type TokenLogpro
 import { parseGenRequest, type GenRequest } from "../openai-request.ts";
 import type { GatewayContext } from "../server.ts";
 import { closestNames } from "../names.ts";
+import { SseWriter } from "../sse.ts";
 
 function modelObject(m: ServedModel): Record<string, unknown> {
   return {
@@ -108,14 +109,9 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
     // line is written only once the backend has accepted the request, so a rejection (429, 503, 400) keeps
     // its HTTP status like OpenAI's, instead of arriving as an event after a 200.
     const res = reply.raw;
-    let closed = false;
+    const out = new SseWriter(res);
     let headSent = false;
-    const buffered: string[] = [];
-    const send = (text: string): void => {
-      if (closed) return;
-      if (headSent) res.write(text);
-      else buffered.push(text);
-    };
+    const send = (text: string): void => out.send(text);
     const write = (obj: unknown): void => send(`data: ${JSON.stringify(obj)}\n\n`);
     const usageNull = req.includeUsage ? { usage: null } : {};
     const chunk = (choice: Record<string, unknown>): Record<string, unknown> => ({ id, object, created, model: model.id, system_fingerprint: ctx.fingerprint, choices: [choice], ...usageNull });
@@ -167,17 +163,17 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
           log(result.error ? 499 : 200, result, result.error);
         }
         send("data: [DONE]\n\n");
-        if (headSent && !closed) res.end();
+        if (headSent) out.end();
         resolveDone();
       },
     }, common);
     if (rejected !== null) throw rejected;
     reply.hijack();
     res.on("close", () => {
-      closed = true;
+      out.abandon();
       gen.cancel();
     });
-    res.writeHead(200, {
+    out.start({
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
       connection: "keep-alive",
@@ -185,9 +181,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
       ...ctx.corsHeaders,
     });
     headSent = true;
-    for (const b of buffered) res.write(b);
-    buffered.length = 0;
-    if (finished) res.end();
+    if (finished) out.end();
     await done;
   };
 
