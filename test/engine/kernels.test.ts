@@ -337,6 +337,31 @@ test("rope rotates interleaved pairs by pos·theta^(-2j/headDim) for every head"
     }), { seed: 13, numRuns: 60 });
 });
 
+test("ropeApply over a ropeTable equals rope bit for bit (the forward pass's once-per-batch angles)", () => {
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 7 }), fc.integer({ min: 1, max: 13 }),
+    fc.constantFrom(10000, 1000000), fc.integer({ min: 0, max: 1 << 30 }),
+    (numRows, numHeads, halfDim, theta, seed) => {
+      const rng = new SeededRng(seed);
+      const headDim = halfDim * 2;
+      const n = numRows * numHeads * headDim;
+      const X = randomFloats(rng, n, 10);
+      const positions = Int32Array.from({ length: numRows }, () => rng.int(1 << 17));
+      for (const k of both()) {
+        rig.reset();
+        const a = rig.alloc(n * 4), b = rig.alloc(n * 4), p = rig.alloc(numRows * 4), t = rig.alloc(numRows * headDim * 4);
+        rig.f32().set(X, a >> 2);
+        rig.f32().set(X, b >> 2);
+        new Int32Array(rig.memory.buffer).set(positions, p >> 2);
+        k.rope(a, numRows, numHeads, headDim, p, theta);
+        k.ropeTable(t, p, numRows, headDim, theta);
+        k.ropeApply(b, numRows, numHeads, headDim, t);
+        const f = rig.f32();
+        for (let i = 0; i < n; i++) assert.ok(Object.is(f[(a >> 2) + i], f[(b >> 2) + i]), `${k.name} element ${i}`);
+      }
+    }), { seed: 17, numRuns: 80 });
+});
+
 interface AttnCase {
   numKvHeads: number; group: number; headDim: number; blockTokens: number; numLayers: number; layer: number; pos: number; seed: number;
   /** Multiplies q, spreading scores so most softmax weights underflow. */

@@ -188,6 +188,42 @@ class TsKernels implements Kernels {
     }
   }
 
+  ropeTable(tablePtr: number, positionsPtr: number, numRows: number, headDim: number, theta: number): void {
+    this.sync();
+    const f32 = this.f32;
+    const half = headDim >> 1;
+    for (let r = 0; r < numRows; r++) {
+      const pos = this.i32[(positionsPtr >> 2) + r]!;
+      const row = (tablePtr >> 2) + r * headDim;
+      for (let j = 0; j < half; j++) {
+        const angle = pos * Math.pow(theta, (-2 * j) / headDim);
+        f32[row + 2 * j] = Math.cos(angle);
+        f32[row + 2 * j + 1] = Math.sin(angle);
+      }
+    }
+  }
+
+  ropeApply(xPtr: number, numRows: number, numHeads: number, headDim: number, tablePtr: number): void {
+    this.sync();
+    const f32 = this.f32;
+    const half = headDim >> 1;
+    for (let r = 0; r < numRows; r++) {
+      const t = (tablePtr >> 2) + r * headDim;
+      const row = (xPtr >> 2) + r * numHeads * headDim;
+      for (let h = 0; h < numHeads; h++) {
+        const base = row + h * headDim;
+        for (let j = 0; j < half; j++) {
+          const c = f32[t + 2 * j]!;
+          const s = f32[t + 2 * j + 1]!;
+          const x0 = f32[base + 2 * j]!;
+          const x1 = f32[base + 2 * j + 1]!;
+          f32[base + 2 * j] = x0 * c - x1 * s;
+          f32[base + 2 * j + 1] = x0 * s + x1 * c;
+        }
+      }
+    }
+  }
+
   rope(xPtr: number, numRows: number, numHeads: number, headDim: number, positionsPtr: number, theta: number): void {
     this.sync();
     const f32 = this.f32;

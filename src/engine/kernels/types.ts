@@ -73,6 +73,14 @@ export interface Kernels {
    * angle = pos · theta^(-2j/headDim) (rotation dimension = headDim).
    */
   rope(xPtr: number, numRows: number, numHeads: number, headDim: number, positionsPtr: number, theta: number): void;
+  /**
+   * cos/sin of rope's angles for numRows positions (i32 array), written to tablePtr as
+   * [row][headDim/2] pairs of f32 (cos, sin): headDim floats per row. The forward pass computes
+   * them once per batch for all layers and for both q and k (the trig is what rope costs).
+   */
+  ropeTable(tablePtr: number, positionsPtr: number, numRows: number, headDim: number, theta: number): void;
+  /** `rope` with the angles of ropeTable (same rows and headDim): the same result bit for bit. */
+  ropeApply(xPtr: number, numRows: number, numHeads: number, headDim: number, tablePtr: number): void;
   /** out = silu(gate) * up, elementwise, n floats (out may alias gate or up). */
   swiglu(outPtr: number, gatePtr: number, upPtr: number, n: number): void;
   /** out += x, n floats. */

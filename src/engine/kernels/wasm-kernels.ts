@@ -49,6 +49,8 @@ interface KernelExports {
   addBias: Kernels["addBias"];
   rmsnorm: Kernels["rmsnorm"];
   rope: Kernels["rope"];
+  ropeTable: Kernels["ropeTable"];
+  ropeApply: Kernels["ropeApply"];
   swiglu: Kernels["swiglu"];
   add: Kernels["add"];
   getRow: Kernels["getRow"];
@@ -125,6 +127,8 @@ export async function createWasmKernels(memory: WebAssembly.Memory): Promise<Ker
     addBias: ex.addBias,
     rmsnorm: ex.rmsnorm,
     rope: ex.rope,
+    ropeTable: ex.ropeTable,
+    ropeApply: ex.ropeApply,
     swiglu: ex.swiglu,
     add: ex.add,
     getRow: ex.getRow,

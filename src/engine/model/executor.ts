@@ -104,6 +104,7 @@ function scratchDims(cfgs: readonly LlamaConfig[], budget: StepBudget): ScratchD
     maxBlockEntries: budget.maxBlockEntries ?? DEFAULT_MAX_BLOCK_ENTRIES,
     dim: max((c) => c.dim),
     qDim: max((c) => c.numHeads * c.headDim),
+    headDim: max((c) => c.headDim),
     kvDim: max((c) => c.numKvHeads * c.headDim),
     hiddenDim: max((c) => c.hiddenDim),
     vocabSize: max((c) => c.vocabSize),

@@ -82,6 +82,7 @@ export interface ScratchDims {
   readonly dim: number;
   /** numHeads × headDim. */
   readonly qDim: number;
+  readonly headDim: number;
   readonly kvDim: number;
   readonly hiddenDim: number;
   readonly vocabSize: number;
@@ -102,6 +103,8 @@ export class ScratchLayout {
   readonly hb: number;
   readonly hb2: number;
   readonly positions: number;
+  /** Rope's cos/sin per row (Kernels.ropeTable), shared by all layers and by q and k. */
+  readonly ropeTable: number;
   readonly blockTables: number;
   readonly attnScores: number;
   readonly sampleX: number;
@@ -131,6 +134,7 @@ export class ScratchLayout {
     this.hb = take(n * dims.hiddenDim * 4);
     this.hb2 = take(n * dims.hiddenDim * 4);
     this.positions = take(n * 4);
+    this.ropeTable = take(n * dims.headDim * 4);
     this.blockTables = take(dims.maxBlockEntries * 4);
     this.attnScores = take(dims.contextLength * 4);
     this.sampleX = take(dims.maxSampleRows * dims.dim * 4);
@@ -184,6 +188,7 @@ export function forward(k: Kernels, m: ModelPointers, batch: ForwardBatch, s: Sc
   const scale = 1 / Math.sqrt(cfg.headDim);
 
   for (let r = 0; r < n; r++) k.getRow(s.x + r * dim * 4, m.embdPtr, m.embdType, batch.tokens[r]!, dim);
+  k.ropeTable(s.ropeTable, s.positions, n, cfg.headDim, cfg.ropeTheta);
 
   const lp = m.layerPtr;
   const lt = m.layerType;
@@ -198,8 +203,8 @@ export function forward(k: Kernels, m: ModelPointers, batch: ForwardBatch, s: Sc
       k.addBias(s.k, lp[b + BK]!, n, kvDim);
       k.addBias(s.v, lp[b + BV]!, n, kvDim);
     }
-    k.rope(s.q, n, cfg.numHeads, cfg.headDim, s.positions, cfg.ropeTheta);
-    k.rope(s.k, n, cfg.numKvHeads, cfg.headDim, s.positions, cfg.ropeTheta);
+    k.ropeApply(s.q, n, cfg.numHeads, cfg.headDim, s.ropeTable);
+    k.ropeApply(s.k, n, cfg.numKvHeads, cfg.headDim, s.ropeTable);
     // All rows' K/V first: a prefill chunk's later rows attend to its earlier rows.
     for (let r = 0; r < n; r++) {
       const seq = batch.rowSeq[r]!;

@@ -57,6 +57,8 @@ class ParallelMatmulKernels implements ParallelKernels {
   readonly addBias: Kernels["addBias"];
   readonly rmsnorm: Kernels["rmsnorm"];
   readonly rope: Kernels["rope"];
+  readonly ropeTable: Kernels["ropeTable"];
+  readonly ropeApply: Kernels["ropeApply"];
   readonly swiglu: Kernels["swiglu"];
   readonly add: Kernels["add"];
   readonly getRow: Kernels["getRow"];
@@ -84,6 +86,8 @@ class ParallelMatmulKernels implements ParallelKernels {
     this.addBias = base.addBias.bind(base);
     this.rmsnorm = base.rmsnorm.bind(base);
     this.rope = base.rope.bind(base);
+    this.ropeTable = base.ropeTable.bind(base);
+    this.ropeApply = base.ropeApply.bind(base);
     this.swiglu = base.swiglu.bind(base);
     this.add = base.add.bind(base);
     this.getRow = base.getRow.bind(base);

@@ -585,6 +585,56 @@ export function rope(x: usize, numRows: i32, numHeads: i32, headDim: i32, positi
   }
 }
 
+/**
+ * cos/sin of every row's rope angles, once per forward for all layers and for q and k (the trig
+ * is what rope costs): table[r][j] = (cos, sin) of positions[r] · theta^(-2j/headDim) as f32,
+ * headDim floats per row — the very values `rope` computes.
+ */
+export function ropeTable(table: usize, positions: usize, numRows: i32, headDim: i32, theta: f64): void {
+  const half = headDim >> 1;
+  const rowBytes = <usize>headDim << 2;
+  for (let j = 0; j < half; j++) {
+    const freq = Math.pow(theta, <f64>(-2 * j) / <f64>headDim);
+    let p = table + (<usize>j << 3);
+    for (let r = 0; r < numRows; r++, p += rowBytes) {
+      const angle = <f64>load<i32>(positions + (<usize>r << 2)) * freq;
+      store<f32>(p, <f32>Math.cos(angle));
+      store<f32>(p, <f32>Math.sin(angle), 4);
+    }
+  }
+}
+
+/** Lanes 0 and 2 negated by xor (a table, not v128.const: see EXP_CONSTS). */
+const SIGN_EVEN: usize = memory.data<i32>([0x80000000, 0, 0x80000000, 0], 16);
+
+/** rope with the angles of ropeTable (same rows): the same results as `rope`, bit for bit. */
+export function ropeApply(x: usize, numRows: i32, numHeads: i32, headDim: i32, table: usize): void {
+  const headBytes = <usize>headDim << 2;
+  const hd4 = <usize>(headDim & ~3) << 2;
+  let row = x, t = table;
+  for (let r = 0; r < numRows; r++, t += headBytes) {
+    for (let h = 0; h < numHeads; h++, row += headBytes) {
+      let i: usize = 0;
+      for (; i < hd4; i += 16) {
+        // Two pairs: [x0·c0 − x1·s0, x0·s0 + x1·c0, …] as x·[c0,c0,c1,c1] + [−x1·s0, x0·s0, …]
+        // (negation and the order of a two-term sum are exact, so this equals the scalar form).
+        const v = v128.load(row + i);
+        const cs = v128.load(t + i);
+        const c = v128.shuffle<f32>(cs, cs, 0, 0, 2, 2);
+        const s = v128.shuffle<f32>(cs, cs, 1, 1, 3, 3);
+        const prod = f32x4.mul(v128.shuffle<f32>(v, v, 1, 0, 3, 2), s);
+        v128.store(row + i, f32x4.add(f32x4.mul(v, c), v128.xor(prod, v128.load(SIGN_EVEN))));
+      }
+      for (; i < headBytes; i += 8) {
+        const c = load<f32>(t + i), s = load<f32>(t + i, 4);
+        const x0 = load<f32>(row + i), x1 = load<f32>(row + i, 4);
+        store<f32>(row + i, x0 * c - x1 * s);
+        store<f32>(row + i, x0 * s + x1 * c, 4);
+      }
+    }
+  }
+}
+
 // exp on f32x4 (Cephes expf): e^x = 2^n · e^r with n = round(x·log2 e), r = x − n·ln 2 (ln 2 split
 // in two for accuracy), e^r by a degree-6 polynomial; ≤ 2 ulp over the clamped range, which is
 // all the softmax (x ≤ 0) and SiLU need. The TS kernels use Math.exp (tests allow 1e-5 relative).
