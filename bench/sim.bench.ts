@@ -9,6 +9,10 @@
 // diagnostic rows (not baselines, not defaults):
 //   prism/keep-alive-5s — prism with the prototype's eager idle eviction (idleEvictMs = 5 s)
 //   prism/free-load     — prism with activation cost 0: what cold starts still cost prism
+// Sweeps (skip with --no-sweep; only these with --sweep-only): per workload, every baseline's TTFT
+// attainment at every device count from 1 to static's devices needed, with prism's ratio to static,
+// and a request-rate sweep (×1 … ×3, SLOs of the unscaled trace) at prism's devices needed: where
+// the baselines struggle and by how much prism beats them there.
 // Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed; only
 // this with --speed-only, e.g. `npm run bench:sim -- --speed-only`).
 // Wall times are from a shared 2-core machine: read them as rough.
@@ -19,6 +23,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { readTrace } from "../src/workload/trace-format.ts";
 import { loadModelsFile, type SimModelsConfig } from "../src/sim/models-file.ts";
+import { demandLoadingMisses } from "../src/sim/lower-bound.ts";
 import { findMinDevices, lowerBoundFor, prepareWorkload, runPolicy, type PreparedWorkload, type SimSummary } from "../src/sim/experiment.ts";
 import type { ControlConfig } from "../src/control/types.ts";
 import { renderSimReport, type DevicesNeeded } from "../src/sim/report.ts";
@@ -26,7 +31,11 @@ import { renderSimReport, type DevicesNeeded } from "../src/sim/report.ts";
 const REPO = resolve(import.meta.dirname, "..");
 const QUICK = process.argv.includes("--quick");
 const SPEED_ONLY = process.argv.includes("--speed-only");
-const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK);
+const SWEEP_ONLY = process.argv.includes("--sweep-only");
+const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK && !SWEEP_ONLY);
+const SWEEP = SWEEP_ONLY || (!process.argv.includes("--no-sweep") && !SPEED_ONLY);
+const SWEEP_POLICIES = ["prism", "static", "muxserve", "elastic", "swap"] as const;
+const RATE_SCALES = [1, 1.5, 2, 3] as const;
 const REPORT = (() => {
   const i = process.argv.indexOf("--report");
   return i >= 0 ? process.argv[i + 1] ?? null : null;
@@ -69,7 +78,7 @@ interface Variant {
   readonly freeLoad?: boolean;
 }
 
-const VARIANTS: readonly Variant[] = [
+const ALL_VARIANTS: readonly Variant[] = [
   { label: "prism", policy: "prism" },
   { label: "static", policy: "static" },
   { label: "swap", policy: "swap" },
@@ -78,6 +87,9 @@ const VARIANTS: readonly Variant[] = [
   { label: "prism/keep-alive-5s", policy: "prism", control: { idleEvictMs: 5000 } },
   { label: "prism/free-load", policy: "prism", freeLoad: true },
 ];
+
+// --sweep-only needs only prism's and static's devices needed.
+const VARIANTS = SWEEP_ONLY ? ALL_VARIANTS.filter((v) => v.label === "prism" || v.label === "static") : ALL_VARIANTS;
 
 function traceFile(gen: readonly string[]): string {
   const dir = join(tmpdir(), "prism-sim-bench");
@@ -105,6 +117,39 @@ interface Row {
   searchS: number;
 }
 
+/**
+ * TTFT attainment of every sweep policy at devices 1..maxDevices (rate ×1), then at `atDevices`
+ * for each rate scale; prism's ratio to static per row. Returns the markdown lines.
+ */
+function sweepTables(p: PreparedWorkload, maxDevices: number, atDevices: number): string[] {
+  const att = (policy: string, devices: number, rateScale: number): number =>
+    runPolicy(p, { policy, devices, rateScale, deterministic: true }).summary.slo_attainment.ttft;
+  const row = (label: string, v: number[]): string => {
+    const ratio = v[1]! > 0 ? `${(v[0]! / v[1]!).toFixed(2)}×` : "∞";
+    return `| ${label} | ${v.map((x) => pct(x)).join(" | ")} | ${ratio} |`;
+  };
+  const head = `| ${SWEEP_POLICIES.join(" | ")} | prism ÷ static |`;
+  const sep = `|---|${SWEEP_POLICIES.map(() => "---|").join("")}---|`;
+  const out = [`TTFT attainment vs devices (rate ×1); last column: 1 − the misses of a clairvoyant demand-loading cache (lower-bound.ts demandLoadingMisses)`,
+    "", `| devices ${head} clairvoyant |`, `${sep}---|`];
+  for (let d = 1; d <= maxDevices; d++) {
+    const cl = clairvoyant(p, d);
+    out.push(`${row(String(d), SWEEP_POLICIES.map((pol) => att(pol, d, 1)))} ${pct(1 - cl.misses / p.trace.numRequests)} (${cl.coldStarts} cold starts) |`);
+  }
+  out.push("", `TTFT attainment vs request rate on ${atDevices} devices (prism's devices needed; SLOs of the ×1 trace)`, "", `| rate ${head}`, sep);
+  for (const r of RATE_SCALES) out.push(row(`×${r}`, SWEEP_POLICIES.map((pol) => att(pol, atDevices, r))));
+  return out;
+}
+
+function clairvoyant(p: PreparedWorkload, devices: number): ReturnType<typeof demandLoadingMisses> {
+  return demandLoadingMisses(p.trace, p.models.map((m) => m.cost), p.models.map((m) => m.ttftSloMs), p.costModel, devices);
+}
+
+/** Fewest devices at which reload misses alone, with perfect knowledge of the future and no prefetch, stay within 1 − target. */
+function clairvoyantDevices(p: PreparedWorkload): number {
+  for (let d = 1; ; d++) if (clairvoyant(p, d).misses <= (1 - TARGET) * p.trace.numRequests) return d;
+}
+
 const tables: string[] = [];
 const devicesByWorkload: { name: string; needed: DevicesNeeded[]; lb: number }[] = [];
 for (const w of SPEED_ONLY ? [] : WORKLOADS) {
@@ -119,6 +164,7 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
   console.log(`trace:  prism trace gen ${w.gen.join(" ")} -o trace.csv   (${base.trace.numRequests} requests, ${base.trace.modelNames.length} models)`);
   console.log(`models: ${w.models} (H100, SLO = ${cfg.sloScale.ttft}× dedicated p99)`);
   console.log(`fluid lower bound: ${lb.devices} devices to serve every request (memory ${lb.memoryDevices.toFixed(2)}, compute ${lb.computeDevices.toFixed(2)}); ${lb99.devices} at ${TARGET * 100}% attainment`);
+  console.log(`clairvoyant demand loading (perfect knowledge of the future, no prefetch, pooled memory): reload misses alone stay within ${((1 - TARGET) * 100).toFixed(0)}% from ${clairvoyantDevices(base)} devices`);
   for (const warn of base.warnings) console.log(`warning: ${warn}`);
   const rows: Row[] = [];
   for (const v of VARIANTS) {
@@ -126,7 +172,9 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
     const t0 = performance.now();
     const r = findMinDevices(p, { policy: v.policy, target: TARGET, deterministic: true, maxDevices: 64, ...(v.control ? { control: v.control } : {}) });
     const searchS = (performance.now() - t0) / 1000;
-    const atFixed = runPolicy(p, { policy: v.policy, devices: fixed, deterministic: true, ...(v.control ? { control: v.control } : {}) }).summary;
+    const atFixed = r.tried.some((t) => t.devices === fixed) && r.devices === fixed && r.summary !== null
+      ? r.summary
+      : runPolicy(p, { policy: v.policy, devices: fixed, deterministic: true, ...(v.control ? { control: v.control } : {}) }).summary;
     rows.push({ label: v.label, devices: r.devices, atFixed, searchS });
     process.stdout.write(`  ${v.label}: ${r.devices ?? "not reached"} (${searchS.toFixed(0)} s)\n`);
   }
@@ -141,8 +189,16 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
     const ratio = staticRow.atFixed.slo_attainment.ttft > 0 ? `${(s.slo_attainment.ttft / staticRow.atFixed.slo_attainment.ttft).toFixed(2)}` : "–";
     lines.push(`| ${r.label} | ${r.devices ?? `> 64`} | ${vsStatic} | ${vsLb} | ${vsLb99} | ${pct(s.slo_attainment.ttft)} | ${ratio} | ${pct(s.slo_attainment.both)} | ${sec(s.ttft_ms.p99)} | ${s.activations} | ${s.migrations} |`);
   }
-  console.log(lines.join("\n"));
-  tables.push(`## ${w.name}\n${lines.join("\n")}`);
+  if (!SWEEP_ONLY) {
+    console.log(lines.join("\n"));
+    tables.push(`## ${w.name}\n${lines.join("\n")}`);
+  }
+  if (SWEEP) {
+    const prismRow = rows.find((r) => r.label === "prism")!;
+    const t0 = performance.now();
+    const sweep = sweepTables(base, staticRow.devices ?? 16, prismRow.devices ?? staticRow.devices ?? 16);
+    console.log(`\n${sweep.join("\n")}\n(sweeps: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  }
   devicesByWorkload.push({ name: w.name, needed: rows.map((r) => ({ policy: r.label, devices: r.devices })), lb: lb.devices });
 }
 

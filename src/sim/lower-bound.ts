@@ -335,3 +335,88 @@ export function requestDeviceMs(c: ModelCost, inputTokens: number, outputTokens:
   }
   return ms;
 }
+
+export interface DemandLoadingResult {
+  /** Requests that miss their TTFT SLO because their model was not resident (or still loading). */
+  readonly misses: number;
+  /** Loads of a model whose reload does not fit in its TTFT SLO (each costs at least one miss). */
+  readonly coldStarts: number;
+  /** Loads of every model, including those whose reload fits in their SLO. */
+  readonly loads: number;
+}
+
+/**
+ * What weight reloads alone cost a clairvoyant scheduler that loads a model only when a request
+ * for it arrives (demand loading): memory pooled over all `devices` (usable = memory × (1 −
+ * headroom), no packing loss, no KV), a warm start holding models in order of first use, and on
+ * each load the resident models whose next request is farthest in the future evicted until it fits
+ * (Belady). A request misses when its model's reload (loadMs) is at least its TTFT SLO and the
+ * model is absent or still loading when it arrives; models whose reload fits in the SLO still need
+ * room while they serve but never miss here.
+ *
+ * Not a lower bound: Belady is optimal for equal sizes only, and a scheduler that loads models
+ * BEFORE their requests arrive (prefetch into room it frees ahead) can miss fewer. It tells how
+ * far an online policy, which cannot know when a rarely used model is next requested, is from
+ * what perfect knowledge of the future buys without prefetch (bench:sim prints it per workload).
+ */
+export function demandLoadingMisses(trace: Trace, costs: readonly ModelCost[], ttftSloMs: ArrayLike<number>, costModel: CostModel,
+  devices: number, opts: { readonly headroomFraction?: number } = {}): DemandLoadingResult {
+  const numModels = trace.modelNames.length;
+  const capacity = devices * costModel.device.memBytes * (1 - (opts.headroomFraction ?? 0.05));
+  const uses: number[][] = Array.from({ length: numModels }, () => []);
+  for (let i = 0; i < trace.numRequests; i++) uses[trace.modelIndex[i]!]!.push(trace.arrivalS[i]!);
+  const bytes = costs.map((c) => weightBytes(c.arch));
+  const tight = costs.map((c, m) => c.loadMs >= ttftSloMs[m]!);
+  const next = new Int32Array(numModels); // index into uses[m] of the first request not yet arrived
+  const nextUseS = (m: number): number => (next[m]! < uses[m]!.length ? uses[m]![next[m]!]! : Infinity);
+  const resident = new Uint8Array(numModels);
+  const readyAtS = new Float64Array(numModels).fill(-Infinity);
+  let used = 0;
+  const byFirstUse = Array.from({ length: numModels }, (_, m) => m).filter((m) => uses[m]!.length > 0)
+    .sort((a, b) => uses[a]![0]! - uses[b]![0]! || a - b);
+  for (const m of byFirstUse) {
+    if (used + bytes[m]! <= capacity) {
+      resident[m] = 1;
+      used += bytes[m]!;
+    }
+  }
+  let misses = 0;
+  let coldStarts = 0;
+  let loads = 0;
+  for (let i = 0; i < trace.numRequests; i++) {
+    const m = trace.modelIndex[i]!;
+    const t = trace.arrivalS[i]!;
+    next[m]! += 1;
+    if (resident[m] === 1) {
+      if (tight[m] && t < readyAtS[m]!) misses++;
+      continue;
+    }
+    if (bytes[m]! > capacity) {
+      misses++;
+      continue;
+    }
+    loads++;
+    if (tight[m]) {
+      misses++;
+      coldStarts++;
+    }
+    while (used + bytes[m]! > capacity) {
+      let victim = -1;
+      let farthest = -Infinity;
+      for (let v = 0; v < numModels; v++) {
+        if (resident[v] !== 1) continue;
+        const nu = nextUseS(v);
+        if (nu > farthest) {
+          farthest = nu;
+          victim = v;
+        }
+      }
+      resident[victim] = 0;
+      used -= bytes[victim]!;
+    }
+    resident[m] = 1;
+    used += bytes[m]!;
+    readyAtS[m] = t + costs[m]!.loadMs / 1000;
+  }
+  return { misses, coldStarts, loads };
+}

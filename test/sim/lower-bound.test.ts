@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fluidLowerBound, requestDeviceMs } from "../../src/sim/lower-bound.ts";
+import { demandLoadingMisses, fluidLowerBound, requestDeviceMs } from "../../src/sim/lower-bound.ts";
 import { parseRange, findMinDevices, prepareWorkload } from "../../src/sim/experiment.ts";
 import { parseModelsConfig } from "../../src/sim/models-file.ts";
 import { renderSimReport } from "../../src/sim/report.ts";
@@ -94,4 +94,23 @@ test("report: one HTML file with echarts inlined and one chart per section", () 
   assert.ok(html.length > 500_000, "echarts is inlined");
   for (const id of ['id="rate"', 'id="devices"', 'id="res0"', 'id="kv0"']) assert.ok(html.includes(id), id);
   assert.ok(!html.includes("<script src"));
+});
+
+test("demand-loading misses: Belady eviction on pooled memory, misses only where the reload exceeds the TTFT SLO", () => {
+  const cm = costModel();
+  // Three Qwen2.5-14B (29.4 GB each, reload 1.12 s): two fit on one H100, all three on two.
+  const ms = makeModels(cm, ["qwen2.5-14b", "qwen2.5-14b", "qwen2.5-14b"]);
+  const costs = ms.map((m) => m.cost);
+  assert.ok(costs[0]!.loadMs > 1000 && costs[0]!.loadMs < 2000, String(costs[0]!.loadMs));
+  const trace = makeTrace([
+    { t: 0, m: 0, in: 10, out: 2 }, { t: 1, m: 1, in: 10, out: 2 }, { t: 2, m: 2, in: 10, out: 2 },
+    { t: 3, m: 0, in: 10, out: 2 }, { t: 4, m: 1, in: 10, out: 2 }, { t: 4.1, m: 1, in: 10, out: 2 },
+  ], 3);
+  // Warm start: m0, m1. t=2: m2 cold, evicts m1 (next use 4 s, after m0's 3 s). t=3: m0 hits.
+  // t=4: m1 cold (evicts m0, whose next use is as far as m2's: never, lower index first); t=4.1:
+  // m1 still loading, a miss too.
+  assert.deepEqual(demandLoadingMisses(trace, costs, [1000, 1000, 1000], cm, 1), { misses: 3, coldStarts: 2, loads: 2 });
+  // Reloads that fit in the SLO still load, but miss nothing.
+  assert.deepEqual(demandLoadingMisses(trace, costs, [2000, 2000, 2000], cm, 1), { misses: 0, coldStarts: 0, loads: 2 });
+  assert.deepEqual(demandLoadingMisses(trace, costs, [1000, 1000, 1000], cm, 2), { misses: 0, coldStarts: 0, loads: 0 });
 });
