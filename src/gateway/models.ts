@@ -7,7 +7,7 @@ import { basename, join } from "node:path";
 import type { ModelEntry, ServeConfig } from "../config/load.ts";
 import { PrismError } from "../core/errors.ts";
 import { readGgufHeaderSync } from "../engine/gguf/reader.ts";
-import type { GgufFile } from "../engine/gguf/types.ts";
+import type { GgufFile, GgufValue } from "../engine/gguf/types.ts";
 import { llamaConfigFromGguf, type LlamaConfig } from "../engine/model/config.ts";
 import { generateRandomModel } from "../engine/model/generate.ts";
 import { parseShape } from "../engine/model/shapes.ts";
@@ -28,7 +28,49 @@ export interface LoadedModel {
   /** Only the header (metadata and tensor infos): the engine reads the weights itself. */
   readonly gguf: GgufFile;
   readonly cfg: LlamaConfig;
+  /** Built on first use (startPrism builds them while the engine worker starts), shared by equal vocabularies. */
   readonly tokenizer: Tokenizer;
+}
+
+function sameValue(a: GgufValue | undefined, b: GgufValue | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || typeof a !== "object" || typeof b !== "object") return Number.isNaN(a) && Number.isNaN(b);
+  if (a.constructor !== b.constructor || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!sameValue(a[i] as GgufValue, b[i] as GgufValue)) return false;
+  return true;
+}
+
+/**
+ * Tokenizers of one server start, shared between models whose `tokenizer.*` metadata is equal (everything
+ * Tokenizer.fromGguf reads): three demo models built from one shape share one 32k vocabulary, and building
+ * it costs more than comparing it (~50 ms against ~1 ms).
+ */
+export class TokenizerCache {
+  private readonly built: { keys: string[]; gguf: GgufFile; tokenizer: Tokenizer }[] = [];
+
+  get(gguf: GgufFile): Tokenizer {
+    const keys = [...gguf.metadata.keys()].filter((k) => k.startsWith("tokenizer.")).sort();
+    for (const b of this.built) {
+      if (b.keys.length === keys.length && b.keys.every((k, i) => k === keys[i] && sameValue(b.gguf.metadata.get(k), gguf.metadata.get(k)))) return b.tokenizer;
+    }
+    const tokenizer = Tokenizer.fromGguf(gguf);
+    this.built.push({ keys, gguf, tokenizer });
+    return tokenizer;
+  }
+}
+
+class Loaded implements LoadedModel {
+  private tok: Tokenizer | null = null;
+  constructor(
+    readonly entry: ModelEntry,
+    readonly path: string,
+    readonly gguf: GgufFile,
+    readonly cfg: LlamaConfig,
+    private readonly tokenizers: TokenizerCache,
+  ) {}
+  get tokenizer(): Tokenizer {
+    return (this.tok ??= this.tokenizers.get(this.gguf));
+  }
 }
 
 function defaults(id: string, source: ModelEntry["source"], over: Partial<ModelEntry> = {}): ModelEntry {
@@ -59,8 +101,8 @@ export function modelEntries(cfg: ServeConfig): ModelEntry[] {
   return out;
 }
 
-/** Read (or generate and cache) one model file and parse it. */
-export function loadModelFile(entry: ModelEntry, dataDir: string): LoadedModel {
+/** Read (or generate and cache) one model file and parse its header; the tokenizer comes on first use. */
+export function loadModelFile(entry: ModelEntry, dataDir: string, tokenizers: TokenizerCache = new TokenizerCache()): LoadedModel {
   let path: string;
   if (entry.source.kind === "file") {
     path = entry.source.path;
@@ -82,6 +124,5 @@ export function loadModelFile(entry: ModelEntry, dataDir: string): LoadedModel {
   // The server needs the vocabulary and shapes; the weights (most of the file) are read by the engine only.
   const gguf = readGgufHeaderSync(path);
   const cfg = llamaConfigFromGguf(gguf);
-  const tokenizer = Tokenizer.fromGguf(gguf);
-  return { entry, path, gguf, cfg, tokenizer };
+  return new Loaded(entry, path, gguf, cfg, tokenizers);
 }

@@ -4,7 +4,7 @@ import type { ServeConfig } from "../config/load.ts";
 import type { Executor } from "../core/records.ts";
 import type { DeviceMemory } from "../memory/device-memory.ts";
 import { createGateway, type Gateway } from "./server.ts";
-import { loadModelFile, modelEntries, type LoadedModel } from "./models.ts";
+import { loadModelFile, modelEntries, TokenizerCache, type LoadedModel } from "./models.ts";
 import { PrismBackend } from "./serving.ts";
 
 export interface RunningPrism {
@@ -28,13 +28,23 @@ export async function startPrism(config: ServeConfig, opts: StartOptions = {}): 
   const logger = opts.logger ?? pino({ level: config.server.logLevel, base: { service: "prism" } });
   const entries = modelEntries(config);
   const models: LoadedModel[] = [];
+  const tokenizers = new TokenizerCache();
   for (let i = 0; i < entries.length; i++) {
     opts.onModel?.(entries[i]!.id, i, entries.length);
-    models.push(loadModelFile(entries[i]!, config.dataDir));
+    models.push(loadModelFile(entries[i]!, config.dataDir, tokenizers));
   }
-  const backend = await PrismBackend.create({
+  // The backend spawns the engine worker before its first await; the tokenizers are built meanwhile, on
+  // this thread, while the worker loads its code and kernels on its own.
+  const backendStarting = PrismBackend.create({
     config, models, logger, ...(opts.executorFactory ? { executorFactory: opts.executorFactory } : {}),
   });
+  try {
+    for (const m of models) void m.tokenizer;
+  } catch (e) {
+    await backendStarting.then((b) => b.shutdown(0), () => undefined);
+    throw e;
+  }
+  const backend = await backendStarting;
   const gateway = createGateway({ backend, config, logger });
   let addr: { host: string; port: number };
   try {
