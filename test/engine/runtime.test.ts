@@ -154,3 +154,57 @@ test("the helper thread takes chunks of large matmuls; small ones and helperThre
   const unshared = new WebAssembly.Memory({ initial: 1, maximum: 1 });
   await assert.rejects(createParallelKernels(rig.wasm, unshared, { helperThreads: 1 }), (e: unknown) => isPrismError(e) && e.code === "PRISM_CONFIG_INVALID");
 });
+
+test("attentionRows equals one attention call per row, bit for bit: WASM, TS and split across the helper thread", () => {
+  fc.assert(fc.property(
+    fc.array(fc.record({ blockTokens: fc.constantFrom(3, 4, 16), start: fc.integer({ min: 0, max: 20 }), numRows: fc.integer({ min: 1, max: 40 }) }), { minLength: 1, maxLength: 3 }),
+    fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.constantFrom(6, 8, 12, 48), fc.integer({ min: 0, max: 1 << 30 }),
+    (seqs, numKvHeads, group, headDim, seed) => {
+      rig.reset();
+      const rng = new SeededRng(seed);
+      const numLayers = 2, layer = 1, numHeads = numKvHeads * group, qDim = numHeads * headDim, kvDim = numKvHeads * headDim;
+      const numRows = seqs.reduce((n, s) => n + s.numRows, 0);
+      const contextFloats = Math.max(...seqs.map((s) => s.start + s.numRows));
+      const u32 = (): Uint32Array => new Uint32Array(rig.memory.buffer);
+      const rowTables = rig.alloc(numRows * 4), rowBt = rig.alloc(numRows * 4), positions = rig.alloc(numRows * 4);
+      const tablePtrs: number[] = [];
+      let r = 0;
+      for (const s of seqs) {
+        const numBlocks = Math.ceil((s.start + s.numRows) / s.blockTokens);
+        const table = rig.alloc(numBlocks * 4);
+        tablePtrs.push(table);
+        for (let b = 0; b < numBlocks; b++) {
+          const blockBytes = numLayers * 2 * s.blockTokens * kvDim * 4;
+          const block = rig.alloc(blockBytes);
+          rig.f32().set(randomFloats(rng, blockBytes / 4), block >> 2);
+          u32()[(table >> 2) + b] = block;
+        }
+        for (let j = 0; j < s.numRows; j++, r++) {
+          u32()[(rowTables >> 2) + r] = table;
+          u32()[(rowBt >> 2) + r] = s.blockTokens;
+          u32()[(positions >> 2) + r] = s.start + j;
+        }
+      }
+      const q = rig.alloc(numRows * qDim * 4), scratch = rig.alloc(2 * contextFloats * 4);
+      rig.f32().set(randomFloats(rng, numRows * qDim, 2), q >> 2);
+      const outs = [0, 1, 2, 3, 4].map(() => rig.alloc(numRows * qDim * 4));
+      const scale = 1 / Math.sqrt(headDim);
+      const perRow = (k: typeof rig.wasm, out: number): void => {
+        for (let i = 0; i < numRows; i++) {
+          k.attention(out + i * qDim * 4, q + i * qDim * 4, u32()[(rowTables >> 2) + i]!, u32()[(rowBt >> 2) + i]!, numLayers, layer,
+            numHeads, numKvHeads, headDim, u32()[(positions >> 2) + i]!, scratch, scale);
+        }
+      };
+      const rows = (k: typeof rig.wasm, out: number): void =>
+        k.attentionRows(out, q, rowTables, rowBt, positions, 0, numRows, numLayers, layer, numHeads, numKvHeads, headDim, scratch, contextFloats, scale);
+      perRow(rig.wasm, outs[0]!);
+      rows(rig.wasm, outs[1]!);
+      rows(pk, outs[2]!);
+      perRow(rig.ts, outs[3]!);
+      rows(rig.ts, outs[4]!);
+      const view = (o: number): Float32Array => rig.f32().subarray(o >> 2, (o >> 2) + numRows * qDim);
+      assert.deepEqual(view(outs[1]!), view(outs[0]!), "wasm attentionRows");
+      assert.deepEqual(view(outs[2]!), view(outs[0]!), "parallel attentionRows");
+      assert.deepEqual(view(outs[4]!), view(outs[3]!), "ts attentionRows");
+    }), { seed: 41, numRuns: 40 });
+});

@@ -304,6 +304,16 @@ class TsKernels implements Kernels {
     this.f32.copyWithin(vDst, vPtr >> 2, (vPtr >> 2) + kvDim);
   }
 
+  attentionRows(outPtr: number, qPtr: number, rowTablesPtr: number, rowBlockTokensPtr: number, positionsPtr: number, rowStart: number, rowEnd: number,
+    numLayers: number, layer: number, numHeads: number, numKvHeads: number, headDim: number, scratchPtr: number, _scratchFloats: number, scale: number): void {
+    this.sync();
+    const qBytes = numHeads * headDim * 4;
+    for (let r = rowStart; r < rowEnd; r++) {
+      this.attention(outPtr + r * qBytes, qPtr + r * qBytes, this.u32[(rowTablesPtr >> 2) + r]!, this.i32[(rowBlockTokensPtr >> 2) + r]!, numLayers, layer,
+        numHeads, numKvHeads, headDim, this.i32[(positionsPtr >> 2) + r]!, scratchPtr, scale);
+    }
+  }
+
   attention(outPtr: number, qPtr: number, blockOffsetsPtr: number, blockTokens: number, _numLayers: number, layer: number, numHeads: number, numKvHeads: number, headDim: number, pos: number, scratchPtr: number, scale: number): void {
     this.sync();
     const f32 = this.f32;

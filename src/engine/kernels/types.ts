@@ -100,7 +100,20 @@ export interface Kernels {
    * scratchPtr: ≥ (pos+1) floats.
    */
   attention(outPtr: number, qPtr: number, blockOffsetsPtr: number, blockTokens: number, numLayers: number, layer: number, numHeads: number, numKvHeads: number, headDim: number, pos: number, scratchPtr: number, scale: number): void;
+  /**
+   * `attention` for rows [rowStart, rowEnd) of a forward's batch, bit for bit as one call per row:
+   * row r's query at qPtr + r·numHeads·headDim·4 (its output at the same offset from outPtr), its
+   * position at positionsPtr[r] (i32), its block table's byte offset at rowTablesPtr[r] (u32) with
+   * rowBlockTokensPtr[r] (i32) tokens per block. scratchPtr holds ATTENTION_SCRATCH_THREADS areas
+   * of scratchFloats floats (≥ the largest position + 1) one after the other: a thread running a
+   * share of the rows (runtime/parallel-kernels.ts) uses its own.
+   */
+  attentionRows(outPtr: number, qPtr: number, rowTablesPtr: number, rowBlockTokensPtr: number, positionsPtr: number, rowStart: number, rowEnd: number,
+    numLayers: number, layer: number, numHeads: number, numKvHeads: number, headDim: number, scratchPtr: number, scratchFloats: number, scale: number): void;
 }
+
+/** Score areas attentionRows' scratch holds: the calling thread's and its helper thread's. */
+export const ATTENTION_SCRATCH_THREADS = 2;
 
 /**
  * Bytes at the start of the memory that belong to the kernels: the executor puts nothing below

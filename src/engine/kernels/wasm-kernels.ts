@@ -56,6 +56,8 @@ interface KernelExports {
   getRow: Kernels["getRow"];
   writeKv: Kernels["writeKv"];
   attention: Kernels["attention"];
+  attentionRows(outPtr: number, qPtr: number, rowTablesPtr: number, rowBlockTokensPtr: number, positionsPtr: number, rowStart: number, rowEnd: number,
+    numLayers: number, layer: number, numHeads: number, numKvHeads: number, headDim: number, scratchPtr: number, scale: number): void;
 }
 
 const modules = new Map<boolean, Promise<WebAssembly.Module>>();
@@ -134,5 +136,7 @@ export async function createWasmKernels(memory: WebAssembly.Memory): Promise<Ker
     getRow: ex.getRow,
     writeKv: ex.writeKv,
     attention: ex.attention,
+    attentionRows: (out, q, tables, bts, positions, r0, r1, numLayers, layer, numHeads, numKvHeads, headDim, scratch, _scratchFloats, scale) =>
+      ex.attentionRows(out, q, tables, bts, positions, r0, r1, numLayers, layer, numHeads, numKvHeads, headDim, scratch, scale),
   };
 }

@@ -422,6 +422,8 @@ export class EngineExecutor implements Executor {
         batch.tokens[row] = s.tokens[j]!;
         batch.positions[row] = s.startPos + j;
         batch.rowSeq[row] = si;
+        batch.rowTablePtr[row] = tablePtr;
+        batch.rowBlockTokens[row] = s.blockTokens;
         row++;
       }
       if (s.sample) {
@@ -434,6 +436,8 @@ export class EngineExecutor implements Executor {
     batch.numSeqs = seqCount;
     batch.numSampleRows = sampleCount;
     this.i32.set(batch.positions.subarray(0, row), scratch.positions >> 2);
+    this.u32.set(batch.rowTablePtr.subarray(0, row), scratch.rowTables >> 2);
+    this.i32.set(batch.rowBlockTokens.subarray(0, row), scratch.rowBlockTokens >> 2);
   }
 
   private runGroup(plan: StepPlan, entry: ModelEntry, sampled: SampledToken[]): void {

@@ -9,7 +9,7 @@
  * forward pass allocates nothing.
  */
 import { q8ActivationBytes } from "../kernels/q8-layout.ts";
-import { WType, type Kernels } from "../kernels/types.ts";
+import { ATTENTION_SCRATCH_THREADS, WType, type Kernels } from "../kernels/types.ts";
 import type { LlamaConfig } from "./config.ts";
 import type { WeightLayout } from "./weights.ts";
 
@@ -106,6 +106,10 @@ export class ScratchLayout {
   /** Rope's cos/sin per row (Kernels.ropeTable), shared by all layers and by q and k. */
   readonly ropeTable: number;
   readonly blockTables: number;
+  /** Per row: its sequence's block table (u32 byte offset) and tokens per block (i32), for attentionRows. */
+  readonly rowTables: number;
+  readonly rowBlockTokens: number;
+  /** ATTENTION_SCRATCH_THREADS areas of contextLength floats (one per thread of attentionRows). */
   readonly attnScores: number;
   readonly sampleX: number;
   /** One input's activations quantised for the Q8_0_R4 matmuls (any layer input or the sample rows). */
@@ -136,7 +140,9 @@ export class ScratchLayout {
     this.positions = take(n * 4);
     this.ropeTable = take(n * dims.headDim * 4);
     this.blockTables = take(dims.maxBlockEntries * 4);
-    this.attnScores = take(dims.contextLength * 4);
+    this.rowTables = take(n * 4);
+    this.rowBlockTokens = take(n * 4);
+    this.attnScores = take(ATTENTION_SCRATCH_THREADS * dims.contextLength * 4);
     this.sampleX = take(dims.maxSampleRows * dims.dim * 4);
     const widestInput = Math.max(dims.dim, dims.qDim, dims.hiddenDim);
     this.xq = take(Math.max(q8ActivationBytes(n, widestInput), q8ActivationBytes(dims.maxSampleRows, dims.dim)));
@@ -159,6 +165,9 @@ export class ForwardBatch {
   readonly rowSeq: Int32Array;
   readonly seqTablePtr: Float64Array;
   readonly seqBlockTokens: Int32Array;
+  /** Per row: its sequence's block table pointer and tokens per block (copied to ScratchLayout.rowTables/rowBlockTokens). */
+  readonly rowTablePtr: Uint32Array;
+  readonly rowBlockTokens: Int32Array;
   /** Rows whose logits are computed, in output order. */
   readonly sampleRows: Int32Array;
 
@@ -168,6 +177,8 @@ export class ForwardBatch {
     this.rowSeq = new Int32Array(maxBatchTokens);
     this.seqTablePtr = new Float64Array(maxBatchTokens);
     this.seqBlockTokens = new Int32Array(maxBatchTokens);
+    this.rowTablePtr = new Uint32Array(maxBatchTokens);
+    this.rowBlockTokens = new Int32Array(maxBatchTokens);
     this.sampleRows = new Int32Array(maxSampleRows);
   }
 }
@@ -175,7 +186,8 @@ export class ForwardBatch {
 /**
  * Runs the model over batch.numRows rows, writing each row's K/V into its sequence's blocks and
  * the logits of sample row i to scratch.logits + i × vocabSize × 4. The caller has validated
- * tokens, positions, block tables and sizes; positions and block tables are already in memory.
+ * tokens, positions, block tables and sizes; positions, block tables and the per-row table
+ * pointers and block sizes are already in memory.
  */
 export function forward(k: Kernels, m: ModelPointers, batch: ForwardBatch, s: ScratchLayout): void {
   const cfg = m.cfg;
@@ -210,11 +222,8 @@ export function forward(k: Kernels, m: ModelPointers, batch: ForwardBatch, s: Sc
       const seq = batch.rowSeq[r]!;
       k.writeKv(s.k + r * kvDim * 4, s.v + r * kvDim * 4, batch.seqTablePtr[seq]!, batch.seqBlockTokens[seq]!, numLayers, l, kvDim, batch.positions[r]!);
     }
-    for (let r = 0; r < n; r++) {
-      const seq = batch.rowSeq[r]!;
-      k.attention(s.att + r * qDim * 4, s.q + r * qDim * 4, batch.seqTablePtr[seq]!, batch.seqBlockTokens[seq]!, numLayers, l,
-        cfg.numHeads, cfg.numKvHeads, cfg.headDim, batch.positions[r]!, s.attnScores, scale);
-    }
+    k.attentionRows(s.att, s.q, s.rowTables, s.rowBlockTokens, s.positions, 0, n, numLayers, l,
+      cfg.numHeads, cfg.numKvHeads, cfg.headDim, s.attnScores, s.dims.contextLength, scale);
     project(k, s, NONE, s.xb, s.att, lp[b + WO]!, lt[b + WO]!, n, qDim, dim);
     k.add(s.x, s.xb, n * dim);
 

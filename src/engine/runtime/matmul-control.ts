@@ -4,7 +4,8 @@ import type { Kernels } from "../kernels/types.ts";
  * The control block shared by the engine thread and its matmul helper thread (an Int32Array over a
  * SharedArrayBuffer, separate from the device memory).
  *
- * Protocol (one job = one matmul cut into numChunks column chunks):
+ * Protocol (one job = one matmul cut into numChunks column chunks, or one layer's attention cut
+ * into chunks of rows):
  * - The engine thread, with the previous job complete, writes the arguments, zeroes DONE, stores
  *   CLAIM = pack(job, numChunks, 0), bumps JOB_SEQ and notifies it (a wake-up hint only).
  * - Both threads claim chunks with Atomics.add(CLAIM, 1). The returned word carries the chunk count,
@@ -38,17 +39,43 @@ export const Ctl = {
   HELPER_CHUNKS: 14,
   /** JobKind of the current job. */
   KIND: 15,
-  SIZE: 16,
+  // ATTENTION jobs (Kernels.attentionRows; chunks are rows [O_START, O_END) with OUT and X = q):
+  ROW_TABLES: 16,
+  ROW_BLOCK_TOKENS: 17,
+  POSITIONS: 18,
+  NUM_LAYERS: 19,
+  LAYER: 20,
+  NUM_HEADS: 21,
+  NUM_KV_HEADS: 22,
+  HEAD_DIM: 23,
+  /** The first of the ATTENTION_SCRATCH_THREADS score areas (the engine thread's; the helper takes the next). */
+  SCRATCH: 24,
+  SCRATCH_FLOATS: 25,
+  /** f32 bits (read through a Float32Array view of the block). */
+  SCALE: 26,
+  SIZE: 27,
 } as const;
 
-/** What a job's chunks run: Kernels.matmul, or Kernels.matmulQ8 (X is then the quantised activations). */
-export const JobKind = { MATMUL: 0, MATMUL_Q8: 1 } as const;
+/** What a job's chunks run: Kernels.matmul, Kernels.matmulQ8 (X is then the quantised activations), or Kernels.attentionRows. */
+export const JobKind = { MATMUL: 0, MATMUL_Q8: 1, ATTENTION: 2 } as const;
 export type JobKind = (typeof JobKind)[keyof typeof JobKind];
 
-/** Runs one chunk of a job on `k` (both threads call this, so they run the same kernel). */
-export function runJob(k: Kernels, kind: number, out: number, x: number, w: number, wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void {
-  if (kind === JobKind.MATMUL_Q8) k.matmulQ8(out, x, w, numRows, inDim, outDim, oStart, oEnd);
-  else k.matmul(out, x, w, wType, numRows, inDim, outDim, oStart, oEnd);
+/**
+ * Runs chunk [c0, c1) of the job described by the control block on `k` (both threads call this, so
+ * they run the same kernel); thread 0 is the engine thread, 1 the helper (its own score area).
+ */
+export function runChunk(k: Kernels, args: Uint32Array, argsF32: Float32Array, thread: 0 | 1, c0: number, c1: number): void {
+  const kind = args[Ctl.KIND]!;
+  if (kind === JobKind.ATTENTION) {
+    const floats = args[Ctl.SCRATCH_FLOATS]!;
+    k.attentionRows(args[Ctl.OUT]!, args[Ctl.X]!, args[Ctl.ROW_TABLES]!, args[Ctl.ROW_BLOCK_TOKENS]!, args[Ctl.POSITIONS]!, c0, c1,
+      args[Ctl.NUM_LAYERS]!, args[Ctl.LAYER]!, args[Ctl.NUM_HEADS]!, args[Ctl.NUM_KV_HEADS]!, args[Ctl.HEAD_DIM]!,
+      args[Ctl.SCRATCH]! + thread * floats * 4, floats, argsF32[Ctl.SCALE]!);
+  } else if (kind === JobKind.MATMUL_Q8) {
+    k.matmulQ8(args[Ctl.OUT]!, args[Ctl.X]!, args[Ctl.W]!, args[Ctl.NUM_ROWS]!, args[Ctl.IN_DIM]!, args[Ctl.OUT_DIM]!, c0, c1);
+  } else {
+    k.matmul(args[Ctl.OUT]!, args[Ctl.X]!, args[Ctl.W]!, args[Ctl.W_TYPE]!, args[Ctl.NUM_ROWS]!, args[Ctl.IN_DIM]!, args[Ctl.OUT_DIM]!, c0, c1);
+  }
 }
 
 export const MAX_CHUNKS = 255;

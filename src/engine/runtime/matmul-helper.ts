@@ -7,7 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createTsKernels } from "../kernels/ts-kernels.ts";
 import { createWasmKernels } from "../kernels/wasm-kernels.ts";
-import { Ctl, claimChunks, claimIndex, runJob } from "./matmul-control.ts";
+import { Ctl, claimChunks, claimIndex, runChunk } from "./matmul-control.ts";
 
 interface HelperData {
   readonly memory: WebAssembly.Memory;
@@ -20,6 +20,7 @@ const data = workerData as HelperData;
 const kernels = data.kernels === "ts" ? createTsKernels(data.memory) : await createWasmKernels(data.memory);
 const ctl = new Int32Array(data.control);
 const args = new Uint32Array(data.control);
+const argsF32 = new Float32Array(data.control);
 parentPort!.postMessage({ ready: true });
 
 let lastSeq = Atomics.load(ctl, Ctl.JOB_SEQ);
@@ -42,8 +43,7 @@ for (;;) {
     // A valid claim pins the job, so these arguments belong to it.
     const chunkCols = args[Ctl.CHUNK_COLS]!;
     const c = args[Ctl.O_START]! + idx * chunkCols;
-    runJob(kernels, args[Ctl.KIND]!, args[Ctl.OUT]!, args[Ctl.X]!, args[Ctl.W]!, args[Ctl.W_TYPE]!, args[Ctl.NUM_ROWS]!,
-      args[Ctl.IN_DIM]!, args[Ctl.OUT_DIM]!, c, Math.min(c + chunkCols, args[Ctl.O_END]!));
+    runChunk(kernels, args, argsF32, 1, c, Math.min(c + chunkCols, args[Ctl.O_END]!));
     chunks++;
     Atomics.add(ctl, Ctl.DONE, 1);
     Atomics.notify(ctl, Ctl.DONE);

@@ -1,7 +1,8 @@
 /**
- * Kernels whose matmul splits output columns between the calling thread and one helper thread on
- * the same shared memory ("use the second core for the big matmuls when it pays"). All other
- * kernels run on the calling thread unchanged.
+ * Kernels whose matmul splits output columns, and whose attentionRows splits rows, between the
+ * calling thread and one helper thread on the same shared memory ("use the second core for the
+ * big matmuls when it pays"; attention is ~12% of a 128-token prefill). All other kernels run on
+ * the calling thread unchanged.
  *
  * Work is handed out in column chunks through an atomic counter rather than split in halves, so a
  * helper that wakes late (or a core stolen by another process) costs at most one chunk of
@@ -13,7 +14,7 @@
  */
 import { PrismError } from "../../core/errors.ts";
 import { WType, type Kernels } from "../kernels/types.ts";
-import { Ctl, JobKind, claimIndex, packClaim, runJob } from "./matmul-control.ts";
+import { Ctl, JobKind, claimIndex, packClaim, runChunk } from "./matmul-control.ts";
 import { spawnTsWorker } from "./spawn.ts";
 import type { Worker } from "node:worker_threads";
 
@@ -43,7 +44,7 @@ const HELPER_TIMEOUT_MS = 10_000;
 
 export interface ParallelKernels extends Kernels {
   readonly helperThreads: number;
-  /** Counters since creation: matmuls split across threads / kept on the calling thread, chunks the helper ran. */
+  /** Counters since creation: matmuls and attentionRows calls split across threads / kept on the calling thread, chunks the helper ran. */
   stats(): { readonly parallelMatmuls: number; readonly serialMatmuls: number; readonly helperChunks: number };
   /** Stops the helper thread; the kernels keep working single-threaded afterwards. */
   close(): Promise<void>;
@@ -66,6 +67,10 @@ class ParallelMatmulKernels implements ParallelKernels {
   readonly attention: Kernels["attention"];
   private readonly ctl: Int32Array;
   private readonly args: Uint32Array;
+  private readonly argsF32: Float32Array;
+  /** Positions of attentionRows' rows, read to size its work. */
+  private readonly memory: WebAssembly.Memory;
+  private positionsView: Int32Array;
   private seq = 0;
   private parallel = 0;
   private serial = 0;
@@ -73,12 +78,15 @@ class ParallelMatmulKernels implements ParallelKernels {
   private readonly minMacs: number;
   private readonly waitSpinMs: number;
 
-  constructor(private readonly base: Kernels, worker: Worker | null, control: SharedArrayBuffer, opts: ParallelKernelsOptions) {
+  constructor(private readonly base: Kernels, memory: WebAssembly.Memory, worker: Worker | null, control: SharedArrayBuffer, opts: ParallelKernelsOptions) {
     this.name = base.name;
     this.worker = worker;
     this.helperThreads = worker === null ? 0 : 1;
     this.ctl = new Int32Array(control);
     this.args = new Uint32Array(control);
+    this.argsF32 = new Float32Array(control);
+    this.memory = memory;
+    this.positionsView = new Int32Array(memory.buffer);
     this.minMacs = opts.minMacs ?? DEFAULT_MIN_PARALLEL_MACS;
     this.waitSpinMs = (opts.waitSpinUs ?? 500) / 1000;
     this.quantizeQ8 = base.quantizeQ8.bind(base);
@@ -103,18 +111,50 @@ class ParallelMatmulKernels implements ParallelKernels {
     this.split(JobKind.MATMUL_Q8, out, xq, w, WType.Q8_0_R4, numRows, inDim, outDim, oStart, oEnd);
   }
 
+  attentionRows(out: number, q: number, rowTables: number, rowBlockTokens: number, positions: number, rowStart: number, rowEnd: number,
+    numLayers: number, layer: number, numHeads: number, numKvHeads: number, headDim: number, scratch: number, scratchFloats: number, scale: number): void {
+    const numRows = rowEnd - rowStart;
+    // Work ≈ Σ (pos + 1) · numHeads · headDim · 2 (scores and values); a decode batch of short
+    // sequences stays on this thread like a small matmul.
+    let tokens = 0;
+    if (this.worker !== null && numRows >= 2) {
+      if (this.positionsView.buffer !== this.memory.buffer) this.positionsView = new Int32Array(this.memory.buffer);
+      const p = this.positionsView;
+      for (let r = rowStart; r < rowEnd; r++) tokens += p[(positions >> 2) + r]! + 1;
+    }
+    if (this.worker === null || tokens * numHeads * headDim * 2 < this.minMacs) {
+      this.serial++;
+      this.base.attentionRows(out, q, rowTables, rowBlockTokens, positions, rowStart, rowEnd, numLayers, layer, numHeads, numKvHeads, headDim, scratch, scratchFloats, scale);
+      return;
+    }
+    const { args } = this;
+    args[Ctl.KIND] = JobKind.ATTENTION;
+    args[Ctl.OUT] = out;
+    args[Ctl.X] = q;
+    args[Ctl.ROW_TABLES] = rowTables;
+    args[Ctl.ROW_BLOCK_TOKENS] = rowBlockTokens;
+    args[Ctl.POSITIONS] = positions;
+    args[Ctl.NUM_LAYERS] = numLayers;
+    args[Ctl.LAYER] = layer;
+    args[Ctl.NUM_HEADS] = numHeads;
+    args[Ctl.NUM_KV_HEADS] = numKvHeads;
+    args[Ctl.HEAD_DIM] = headDim;
+    args[Ctl.SCRATCH] = scratch;
+    args[Ctl.SCRATCH_FLOATS] = scratchFloats;
+    this.argsF32[Ctl.SCALE] = scale;
+    // Causal rows cost more the later they are; claiming chunks balances that.
+    this.dispatch(rowStart, rowEnd, Math.max(1, Math.ceil(numRows / CHUNKS_PER_JOB)));
+  }
+
   private split(kind: JobKind, out: number, x: number, w: number, wType: number, numRows: number, inDim: number, outDim: number, oStart: number, oEnd: number): void {
     const cols = oEnd - oStart;
     if (this.worker === null || numRows * inDim * cols < this.minMacs || cols < 8) {
       this.serial++;
-      runJob(this.base, kind, out, x, w, wType, numRows, inDim, outDim, oStart, oEnd);
+      if (kind === JobKind.MATMUL_Q8) this.base.matmulQ8(out, x, w, numRows, inDim, outDim, oStart, oEnd);
+      else this.base.matmul(out, x, w, wType, numRows, inDim, outDim, oStart, oEnd);
       return;
     }
-    this.parallel++;
-    // Chunks are multiples of 4 columns so both threads stay on the kernels' full tiles.
-    const chunkCols = Math.max(4, Math.ceil(cols / CHUNKS_PER_JOB / 4) * 4);
-    const numChunks = Math.ceil(cols / chunkCols);
-    const { ctl, args } = this;
+    const { args } = this;
     args[Ctl.OUT] = out;
     args[Ctl.X] = x;
     args[Ctl.W] = w;
@@ -122,10 +162,19 @@ class ParallelMatmulKernels implements ParallelKernels {
     args[Ctl.NUM_ROWS] = numRows;
     args[Ctl.IN_DIM] = inDim;
     args[Ctl.OUT_DIM] = outDim;
-    args[Ctl.O_START] = oStart;
-    args[Ctl.O_END] = oEnd;
-    args[Ctl.CHUNK_COLS] = chunkCols;
     args[Ctl.KIND] = kind;
+    // Chunks are multiples of 4 columns so both threads stay on the kernels' full tiles.
+    this.dispatch(oStart, oEnd, Math.max(4, Math.ceil(cols / CHUNKS_PER_JOB / 4) * 4));
+  }
+
+  /** Runs the job whose arguments are in the control block over [start, end) in chunks of `chunk`, with the helper. */
+  private dispatch(start: number, end: number, chunk: number): void {
+    this.parallel++;
+    const numChunks = Math.ceil((end - start) / chunk);
+    const { ctl, args } = this;
+    args[Ctl.O_START] = start;
+    args[Ctl.O_END] = end;
+    args[Ctl.CHUNK_COLS] = chunk;
     const seq = (this.seq = (this.seq + 1) | 0);
     Atomics.store(ctl, Ctl.DONE, 0);
     Atomics.store(ctl, Ctl.CLAIM, packClaim(seq, numChunks));
@@ -135,8 +184,8 @@ class ParallelMatmulKernels implements ParallelKernels {
     for (;;) {
       const idx = claimIndex(Atomics.add(ctl, Ctl.CLAIM, 1));
       if (idx >= numChunks) break;
-      const c = oStart + idx * chunkCols;
-      runJob(this.base, kind, out, x, w, wType, numRows, inDim, outDim, c, Math.min(c + chunkCols, oEnd));
+      const c = start + idx * chunk;
+      runChunk(this.base, args, this.argsF32, 0, c, Math.min(c + chunk, end));
       mine++;
     }
     // Chunks the helper claimed but has not finished yet (0 if it claimed nothing).
@@ -187,7 +236,7 @@ class ParallelMatmulKernels implements ParallelKernels {
  */
 export async function createParallelKernels(kernels: Kernels, memory: WebAssembly.Memory, opts: ParallelKernelsOptions): Promise<ParallelKernels> {
   const control = new SharedArrayBuffer(Ctl.SIZE * 4);
-  if (opts.helperThreads === 0) return new ParallelMatmulKernels(kernels, null, control, opts);
+  if (opts.helperThreads === 0) return new ParallelMatmulKernels(kernels, memory, null, control, opts);
   if (!(memory.buffer instanceof SharedArrayBuffer)) {
     throw new PrismError("PRISM_CONFIG_INVALID", "a matmul helper thread needs a shared WebAssembly.Memory (DeviceMemoryOptions.shared = true)", {});
   }
@@ -205,7 +254,7 @@ export async function createParallelKernels(kernels: Kernels, memory: WebAssembl
   });
   // The helper never posts again; don't let it keep the process alive on its own.
   worker.unref();
-  const pk = new ParallelMatmulKernels(kernels, worker, control, opts);
+  const pk = new ParallelMatmulKernels(kernels, memory, worker, control, opts);
   // A helper that dies between jobs is dropped: later matmuls run on the calling thread.
   worker.on("error", () => pk.helperLost());
   worker.on("exit", () => pk.helperLost());

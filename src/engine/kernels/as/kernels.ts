@@ -914,3 +914,18 @@ export function attention(out: usize, q: usize, blockOffsets: usize, blockTokens
     }
   }
 }
+/**
+ * `attention` for rows [rowStart, rowEnd) of a batch (one call instead of one per row, and the unit
+ * a helper thread takes a share of): row r's query at q + r·qBytes, its output at out + r·qBytes,
+ * its position at positions[r], its block table at rowTables[r] (u32) with rowBlockTokens[r] (i32)
+ * tokens per block.
+ */
+export function attentionRows(out: usize, q: usize, rowTables: usize, rowBlockTokens: usize, positions: usize, rowStart: i32, rowEnd: i32,
+  numLayers: i32, layer: i32, numHeads: i32, numKvHeads: i32, headDim: i32, scratch: usize, scale: f32): void {
+  const qBytes = <usize>(numHeads * headDim) << 2;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const ri = <usize>r << 2;
+    attention(out + <usize>r * qBytes, q + <usize>r * qBytes, <usize>load<u32>(rowTables + ri), load<i32>(rowBlockTokens + ri), numLayers, layer,
+      numHeads, numKvHeads, headDim, load<i32>(positions + ri), scratch, scale);
+  }
+}
