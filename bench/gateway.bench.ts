@@ -5,7 +5,9 @@
 // Scenarios: a short non-streaming completion (prompt of a few words, max_tokens 1) and a 64-token stream.
 // Throughput at 64 connections (autocannon); latency at 1 connection (a sequential hrtime-timed client). "Added" latency = the gateway's p50/p99 minus those of a
 // bare node:http server sending an equal-sized canned reply, measured in the same round, so loopback and client
-// costs cancel. Rounds alternate server and baseline; medians over rounds. BENCH_ROUNDS, BENCH_SECONDS override.
+// costs cancel. Rounds alternate server and baseline; medians over rounds. Each scenario first runs
+// BENCH_WARMUP_SECONDS (default 2) of load that is not recorded, so round 1 measures a warmed-up server (JIT
+// and pools), as a long-running one is, instead of its first seconds. BENCH_ROUNDS, BENCH_SECONDS override.
 import { spawn } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,6 +22,7 @@ import type { ModelId } from "../src/core/ids.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const STORIES = resolve(import.meta.dirname, "../../shared/models/stories260K.gguf");
 
 /** Zero-cost executor: one fixed printable token per sampling sequence, never EOS, no compute. */
@@ -49,10 +52,10 @@ interface Cannon {
   errors: number;
 }
 
-function autocannon(url: string, body: string, connections: number): Promise<Cannon> {
+function autocannon(url: string, body: string, connections: number, seconds = SECONDS): Promise<Cannon> {
   const bin = resolve(import.meta.dirname, "../node_modules/autocannon/autocannon.js");
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [bin, "-j", "-c", String(connections), "-d", String(SECONDS), "-m", "POST", "-H", "content-type=application/json", "-b", body, url], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [bin, "-j", "-c", String(connections), "-d", String(seconds), "-m", "POST", "-H", "content-type=application/json", "-b", body, url], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));
@@ -152,7 +155,7 @@ async function main(): Promise<void> {
     { name: "completion, non-streaming, max_tokens 1", body: shortBody, base: baseShort.url },
     { name: "completion, streaming, 64 tokens", body: streamBody, base: baseStream.url },
   ].filter((sc) => process.env.BENCH_ONLY === undefined || sc.name.includes(process.env.BENCH_ONLY));
-  console.log(`bench:gateway — ${ROUNDS} rounds × ${SECONDS} s per measurement, zero-cost engine, loopback, autocannon in a child process`);
+  console.log(`bench:gateway — ${ROUNDS} rounds × ${SECONDS} s per measurement (after ${WARMUP_SECONDS} s of warm-up), zero-cost engine, loopback, autocannon in a child process`);
   const rows: string[][] = [];
   for (const sc of scenarios) {
     const thr: number[] = [];
@@ -163,6 +166,10 @@ async function main(): Promise<void> {
     const addedP50: number[] = [];
     const addedP99: number[] = [];
     let failures = 0;
+    if (WARMUP_SECONDS > 0) {
+      const w = await autocannon(url, sc.body, 64, WARMUP_SECONDS);
+      failures += w.non2xx + w.errors;
+    }
     for (let r = 0; r < ROUNDS; r++) {
       const t = await autocannon(url, sc.body, 64);
       const l = await latencyClient(url, sc.body);
