@@ -1,6 +1,7 @@
 /** POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/id] in OpenAI's exact shapes. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
 import { PrismError } from "../../core/errors.ts";
 import type { ServedModel, ServingBackend } from "../backend.ts";
 import { encodePrompts, startGeneration, type GenerationResult, type TokenLogprob } from "../generation.ts";
@@ -74,6 +75,8 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
     const object = kind === "chat" ? (req.stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
     const startedMs = performance.now();
     const log = (status: number, r: GenerationResult | null, err: PrismError | null): void => {
+      // the record is built only when it will be written (one object per request otherwise)
+      if (!(request.log as unknown as Logger).isLevelEnabled("info")) return;
       const t = r?.timings.find((x) => x !== null) ?? null;
       request.log.info({
         reqId: request.id, id, model: model.id, kind, stream: req.stream, n: req.n, status,
