@@ -1,6 +1,6 @@
 // Bundles the CLI and the engine's worker entries with esbuild into build/server/ (gitignored), so `prism`
 // starts without tsx: no TypeScript loader thread, no per-module transform or cache lookups, one ESM graph
-// of a few files (node_modules packages stay external). Runs on `npm ci` (postinstall), and bin/prism.js
+// of a few files (the packages it imports included, but for EXTERNAL). Runs on `npm ci` (postinstall), and bin/prism.js
 // calls ensureServerBundle() on every start: nothing to do when build/server/inputs.json matches the
 // sources (scripts/server-inputs.mjs), a rebuild (~0.5 s, less than loading the sources through tsx)
 // after an edit. Tests import the sources through tsx and do not need it.
@@ -12,7 +12,6 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { bundleUpToDate, inputsFingerprint, OUT_DIR, ROOT } from "./server-inputs.mjs";
-
 
 const src = (p) => join(ROOT, "src", p);
 /** Bundle entry name → source. Workers are started by URL, so each is an entry of its own. */
@@ -58,7 +57,7 @@ export async function ensureServerBundle({ force = false } = {}) {
   if (!force && bundleUpToDate()) return true;
   const tmpDir = `${OUT_DIR}.tmp-${process.pid}`;
   try {
-    await build(tmpDir);
+    await build(tmpDir, force);
     return true;
   } catch (e) {
     rmSync(tmpDir, { recursive: true, force: true });
@@ -67,7 +66,7 @@ export async function ensureServerBundle({ force = false } = {}) {
   }
 }
 
-async function build(tmpDir) {
+async function build(tmpDir, force) {
   const esbuild = await import("esbuild");
   rmSync(tmpDir, { recursive: true, force: true });
   // the inputs as they were before the build started: an edit during the build leaves the result stale
@@ -99,6 +98,11 @@ async function build(tmpDir) {
   writeFileSync(join(tmpDir, "package.json"), '{ "type": "module" }\n');
   writeFileSync(join(tmpDir, "inputs.json"), `${JSON.stringify(fingerprint)}\n`);
   mkdirSync(dirname(OUT_DIR), { recursive: true });
+  // a start running at the same moment may have built (and be loading) the same bundle: keep that one
+  if (!force && bundleUpToDate()) {
+    rmSync(tmpDir, { recursive: true, force: true });
+    return;
+  }
   try {
     rmSync(OUT_DIR, { recursive: true, force: true });
     renameSync(tmpDir, OUT_DIR);
