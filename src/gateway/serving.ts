@@ -28,11 +28,34 @@ import type {
   BackendMetrics, ChatMessage, FinishOutcome, GenerateInput, GenerationSink, ServedModel, ServingBackend, SubmitResult,
 } from "./backend.ts";
 import type { LoadedModel } from "./models.ts";
+import { flushSseWrites } from "./sse.ts";
 
 export const monotonicClock: Clock = { nowMs: () => performance.now() };
 
+/** Longest run of back-to-back device-loop actions between two event-loop turns (sockets, timers). */
+const MAX_LOOP_CHAIN_MS = 1;
+let lastTurnMs = 0;
+
+/**
+ * How the device loop yields after each action. First the SSE events of the step that just ended leave (one
+ * write per response: no token waits past its step). Then the next action runs on a fresh event-loop turn
+ * (setImmediate: I/O polled, timers run) — unless the loop had one less than MAX_LOOP_CHAIN_MS ago, in which
+ * case it continues as a microtask. A real step takes milliseconds, so every step still gets its own turn; a
+ * sub-millisecond one (a tiny model, a zero-cost engine) skips an epoll_wait per step, and sockets and timers
+ * still run at least every millisecond.
+ */
 export const nodeLoopHost: LoopHost = {
-  defer: (fn) => setImmediate(fn),
+  defer: (fn) => {
+    flushSseWrites();
+    if (performance.now() - lastTurnMs < MAX_LOOP_CHAIN_MS) {
+      queueMicrotask(fn);
+      return;
+    }
+    setImmediate(() => {
+      lastTurnMs = performance.now();
+      fn();
+    });
+  },
   after: (ms, fn) => {
     const t = setTimeout(fn, Math.max(0, ms));
     return () => clearTimeout(t);

@@ -2,7 +2,7 @@
  * The byte path of a Server-Sent Events response. Events queued during one tick (the tokens one device
  * step produced for this response: n > 1 choices, several prompts, a finish event) leave together at the
  * end of that tick, so each response costs one write per step, and no event waits past the step that
- * produced it (the device loop yields with setImmediate between steps; the flush runs on nextTick before).
+ * produced it (the device loop's yield calls flushSseWrites(); otherwise the flush runs on nextTick).
  *
  * After the first write went through node:http (status line, headers and the first events in one
  * writev), later writes are framed here as one HTTP/1.1 chunk and written straight to the socket: one
@@ -15,6 +15,15 @@ import type { Socket } from "node:net";
 
 const dirty: SseWriter[] = [];
 let flushScheduled = false;
+
+/**
+ * Writes every response's queued events now. The device loop calls it at the end of each step (its yield);
+ * the nextTick flush covers events queued outside a step (headers, a cancellation's last events).
+ */
+export function flushSseWrites(): void {
+  if (dirty.length === 0) return;
+  flushAll();
+}
 
 function flushAll(): void {
   flushScheduled = false;
@@ -79,10 +88,14 @@ export class SseWriter {
     }
     this.pending = "";
     const res = this.res;
-    if (text.length > 0) res.write(text);
-    else res.flushHeaders();
-    // Nothing of this response waits inside node:http (outputSize 0), so the socket's order is the response's.
     const sock = res.socket;
+    if (text.length > 0) {
+      res.write(text);
+      // res.write corks the socket until its nextTick; a device loop running steps back to back as
+      // microtasks would hold these bytes until it yields, so they leave now (the later uncork is a no-op).
+      if (sock !== null && sock.writableCorked > 0) sock.uncork();
+    } else res.flushHeaders();
+    // Nothing of this response waits inside node:http (outputSize 0), so the socket's order is the response's.
     if (res.chunkedEncoding && sock !== null && res.writableLength === sock.writableLength) this.raw = sock;
   }
 
