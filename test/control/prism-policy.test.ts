@@ -192,6 +192,42 @@ test("prism: a starving model drains busy models of strictly lower demand (never
   assert.deepEqual(p.onDemand(at(2000, 5), 1, 2000), { kind: "wait" }); // forcing is a round decision
 });
 
+test("prism: the starvation guard drains only when the waiting model gains more than the victims lose", () => {
+  // 60 MiB loads in 10.49 ms (6e6 B/ms); residency R = 3 loads = 31.5 ms. "busy" (1 s SLO) reloads in
+  // time: cold cost 0.05. w at 5/s gains 5 × 0.0315 = 0.157 requests per residency.
+  const at = (busyExpected: number, busyTtftMs: number) => state(2000, [
+    model("busy", { rate: 1, expected: busyExpected, weightMiB: 60, ttftMs: busyTtftMs }),
+    model("w", { rate: 5, weightMiB: 60, pending: 2, oldestPendingMs: 0 }),
+  ], [device(0, 100, [inst("busy", { running: 3, queued: 2 })])]);
+  const p = new PrismPolicy(cfg({ swapMaxWaitMs: 2000 }));
+  // Loss 0.05 × (min(1, 1 × 0.0315) + 1 × 0.0105): drained.
+  assert.deepEqual(p.plan(at(0, 1000), 2000), [deact("busy", 0), act("w", 0)]);
+  // A victim whose reload misses its SLO (cost 1) and whose long-run rate is 40/s (its EWMA of 1/s is
+  // between bursts): loss min(1, 1.26) + 40 × 0.0105 = 1.42 > 0.157, and its demand weight (1/0.005 s)
+  // is higher anyway. With a 1 s SLO (weight 1 < 5) only the rate keeps it: 0.05 × 1.42 = 0.071 < 0.157.
+  assert.deepEqual(p.plan(at(40, 5), 2000), []);
+  assert.deepEqual(p.plan(at(40, 1000), 2000), [deact("busy", 0), act("w", 0)]);
+  // w at 0.2/s gains 0.0063 < that 0.071: it waits.
+  const slow = state(2000, [
+    model("busy", { rate: 0.1, expected: 40, weightMiB: 60 }),
+    model("w", { rate: 0.2, weightMiB: 60, pending: 2, oldestPendingMs: 0 }),
+  ], [device(0, 100, [inst("busy", { running: 3, queued: 2 })])]);
+  assert.deepEqual(p.plan(slow, 2000), []);
+});
+
+test("prism: a model activated less than minResidencyLoads of its load times ago is not evicted (hysteresis)", () => {
+  // "fresh" (60 MiB: loads in 10.49 ms) became active at `since`; 3 loads = 31.5 ms of minimum residency.
+  const at = (now: number, since: number) => state(now, [
+    model("fresh", { rate: 0.01, weightMiB: 60 }),
+    model("w", { rate: 5, weightMiB: 60, pending: 1 }),
+  ], [device(0, 100, [inst("fresh", { sinceMs: since, lastUsedMs: since })])]);
+  const p = new PrismPolicy(cfg());
+  assert.deepEqual(p.plan(at(1010, 1000), 1010), []);
+  assert.deepEqual(p.onDemand(at(1010, 1000), 1, 1010), { kind: "wait" });
+  assert.deepEqual(p.plan(at(1040, 1000), 1040), [deact("fresh", 0), act("w", 0)]);
+  assert.deepEqual(new PrismPolicy(cfg(), { minResidencyLoads: 0 }).plan(at(1010, 1000), 1010), [deact("fresh", 0), act("w", 0)]);
+});
+
 test("prism: eviction takes the idle model worth least per byte (missRate = rate × cold-start cost), not the LRU one", () => {
   // 30 MiB reloads in 5.2 ms (6e6 B/ms): that misses a 1 ms TTFT SLO (cost 1), not a 10 s one (cost 0.05).
   const models = (wRate: number) => [

@@ -20,7 +20,10 @@
  *    order), then oldest pending, on the device chooseDevice picks (fewest loads in flight, then the
  *    fewest expected misses: cold starts of the idle victims it evicts plus prefill interference).
  *    Starvation guard (addition): a model still without room after waiting swapMaxWaitMs may drain
- *    busy models of strictly lower demand weight (one such activation per round; see makeRoom).
+ *    busy models of strictly lower demand weight (one such activation per round; see makeRoom), only
+ *    when worthSwap says its arrivals outweigh what the victims lose (else it gives up for now).
+ *    Hysteresis (addition): an instance active for less than minResidencyLoads of its own load times
+ *    is never a victim. Both keep over-committed devices from thrashing (README: Cluster simulation).
  * 5. Prefetch: free memory (the warm start is the first round of this) takes absent models, most
  *    valuable per byte first.
  * Migrations are make-before-break (executor.ts): the source serves until the target is active.
@@ -50,9 +53,14 @@ export interface PrismOptions {
    * memory. 1 = never prefetch (every model starts cold).
    */
   readonly fillKvFraction: number;
+  /**
+   * Hysteresis against thrashing: an instance is not evicted (for an activation or by the
+   * starvation guard) until it has been active this many of its own activation times. 0 = off.
+   */
+  readonly minResidencyLoads: number;
 }
 
-export const DEFAULT_PRISM_OPTIONS: PrismOptions = Object.freeze({ demandSignal: "requests", protectTightSlo: true, maxReplicas: 1, fillKvFraction: 0.1 });
+export const DEFAULT_PRISM_OPTIONS: PrismOptions = Object.freeze({ demandSignal: "requests", protectTightSlo: true, maxReplicas: 1, fillKvFraction: 0.1, minResidencyLoads: 3 });
 
 export const PRISM_NEEDS: DeviceNeeds = Object.freeze({ localPolicy: "slo", kvQuota: "elastic", pinActivated: false, maxModelsPerDevice: null });
 
@@ -111,6 +119,34 @@ export class PrismPolicy implements Policy {
     for (const v of choice.victims) ledger.deactivate(v.model, choice.device);
     ledger.activate(model, choice.device);
     return { kind: "activate", actions: ledger.plan(), device: choice.device };
+  }
+
+  /** Active long enough (minResidencyLoads × its activation time) to be evicted again. */
+  settled(ledger: PlanLedger, v: InstanceView): boolean {
+    const k = this.options.minResidencyLoads;
+    return k <= 0 || ledger.state.nowMs - v.sinceMs >= k * this.activationMs(ledger.model(v.model));
+  }
+
+  /**
+   * Admission control of the starvation guard: drain `victims` for `m` only if, over one minimum
+   * residency R = max(1, minResidencyLoads) × m's activation time, m's arrivals (served warm once
+   * loaded) outnumber what the victims lose: each victim's next cold start (at most one per
+   * residency, × its coldCost) and its arrivals during m's load (the load is lost device time for
+   * them too). Victims' rates are at least their
+   * long-run expected rate, so a hot model between two bursts is not valued as cold. Without this
+   * the guard drained models for any model that had waited long enough, including ones whose
+   * requests then missed anyway, and on over-committed devices the swaps cascaded.
+   */
+  worthSwap(ledger: PlanLedger, m: ModelView, victims: readonly InstanceView[]): boolean {
+    const loadS = this.activationMs(m) / 1000;
+    const residencyS = Math.max(1, this.options.minResidencyLoads) * loadS;
+    let loss = 0;
+    for (const v of victims) {
+      const vm = ledger.model(v.model);
+      const rate = Math.max(vm.demand.arrivalRatePerS, vm.expectedRatePerS);
+      loss += this.coldCost(vm) * (Math.min(1, rate * residencyS) + rate * loadS);
+    }
+    return m.demand.arrivalRatePerS * residencyS > loss;
   }
 
   /** Expected reload time of a model (ms). */
@@ -337,7 +373,7 @@ export class PrismPolicy implements Policy {
     let bestScore: readonly number[] = [];
     for (let d = 0; d < ledger.numDevices; d++) {
       if (ledger.isPresent(m, d) || ledger.model(m).weightBytes > ledger.weightCapacity(d)) continue;
-      const idle = ledger.fits(m, d) ? [] : this.byValue(ledger, ledger.idleVictims(d));
+      const idle = ledger.fits(m, d) ? [] : this.byValue(ledger, ledger.idleVictims(d).filter((v) => this.settled(ledger, v)));
       let freedBytes = 0;
       let freedPressure = 0;
       let loss = 0;
@@ -504,7 +540,8 @@ export class PrismPolicy implements Policy {
     for (const m of waiting) {
       let choice = this.chooseDevice(ledger, m);
       if (choice === null && !forced && nowMs - models[m]!.oldestPendingMs >= this.config.swapMaxWaitMs) {
-        choice = makeRoom(ledger, m);
+        choice = makeRoom(ledger, m, (v) => this.settled(ledger, v));
+        if (choice !== null && !this.worthSwap(ledger, models[m]!, choice.victims)) choice = null;
         forced = choice !== null;
       }
       if (choice === null) continue;
@@ -531,7 +568,7 @@ export function demandWeights(state: ClusterState, signal: PrismOptions["demandS
  * the least outstanding work. Strictly lower means two models never evict each other back and forth;
  * drained models keep their running requests to completion and their queued ones wait here.
  */
-function makeRoom(ledger: PlanLedger, m: number): DeviceChoice | null {
+function makeRoom(ledger: PlanLedger, m: number, settled: (v: InstanceView) => boolean): DeviceChoice | null {
   const wm = ledger.demand[m]!;
   let best = -1;
   let bestWork = Infinity;
@@ -539,7 +576,7 @@ function makeRoom(ledger: PlanLedger, m: number): DeviceChoice | null {
   for (let d = 0; d < ledger.numDevices; d++) {
     if (ledger.isPresent(m, d) || ledger.model(m).weightBytes > ledger.weightCapacity(d)) continue;
     const cands = ledger.state.devices[d]!.instances.filter((v) => v.state === "active" && ledger.isLive(v.model, d) &&
-      ledger.touched[v.model] === 0 && !ledger.model(v.model).pinned && ledger.demand[v.model]! < wm);
+      ledger.touched[v.model] === 0 && !ledger.model(v.model).pinned && ledger.demand[v.model]! < wm && settled(v));
     const work = (v: InstanceView): number => v.queuedRequests + v.runningRequests;
     cands.sort((a, b) => Number(work(a) > 0) - Number(work(b) > 0) || ledger.demand[a.model]! - ledger.demand[b.model]! ||
       a.lastUsedMs - b.lastUsedMs || a.model - b.model);
