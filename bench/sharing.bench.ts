@@ -16,7 +16,7 @@
 // Before that, a calibration phase checks the simulator's `cpu` cost model (src/sim, fitted to bench:engine)
 // against a real server: one f32 stories15M model, sequential requests of known lengths, measured TTFT/TPOT vs
 // predictServeLatency. Flags: --only calibration|sharing, --policies static,prism, --repeats N, --duration S,
-// --period S, --on S, --rate RPS, --kv-pool MiB, --seed N, --report FILE, --out DIR (configs, trace, per-request
+// --period S, --on S, --rate RPS, --kv-pool MiB, --cal-reps N (requests per calibration shape, default 5), --seed N, --report FILE, --out DIR (configs, trace, per-request
 // CSVs; default bench/out/sharing). Generated models are cached in bench/out/models.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -53,6 +53,7 @@ const { values: flags } = parseArgs({
     on: { type: "string", default: "1" },
     rate: { type: "string", default: "8" },
     "kv-pool": { type: "string", default: "32" },
+    "cal-reps": { type: "string", default: "5" },
     seed: { type: "string", default: "1" },
     report: { type: "string" },
     out: { type: "string", default: join(ROOT, "bench/out/sharing") },
@@ -208,7 +209,7 @@ async function calibration(): Promise<void> {
       { input: 128, output: 64 },
       { input: 200, output: 32 },
     ];
-    const reps = 5;
+    const reps = num("cal-reps");
     const rows = [];
     let t = 0;
     // one warm-up request first (JIT, first use of the weights), then the shapes round-robin, `reps` times
