@@ -13,6 +13,8 @@
 // attainment at every device count from 1 to static's devices needed, with prism's ratio to static,
 // and a request-rate sweep (×1 … ×3, SLOs of the unscaled trace) at prism's devices needed: where
 // the baselines struggle and by how much prism beats them there.
+// Stress (with the sweeps; only these with --stress-only): every sweep policy at prism's and static's
+// devices needed under request rates ×4/×6/×8 and SLOs of 1/2/3× the dedicated p99.
 // Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed; only
 // this with --speed-only, e.g. `npm run bench:sim -- --speed-only`).
 // Wall times are from a shared 2-core machine: read them as rough.
@@ -24,7 +26,7 @@ import { join, resolve } from "node:path";
 import { readTrace } from "../src/workload/trace-format.ts";
 import { loadModelsFile, type SimModelsConfig } from "../src/sim/models-file.ts";
 import { demandLoadingMisses } from "../src/sim/lower-bound.ts";
-import { findMinDevices, lowerBoundFor, prepareWorkload, runPolicy, type PreparedWorkload, type SimSummary } from "../src/sim/experiment.ts";
+import { findMinDevices, lowerBoundFor, prepareWorkload, runPolicy, withSloScale, type PreparedWorkload, type SimSummary } from "../src/sim/experiment.ts";
 import type { ControlConfig } from "../src/control/types.ts";
 import { renderSimReport, type DevicesNeeded } from "../src/sim/report.ts";
 
@@ -32,10 +34,15 @@ const REPO = resolve(import.meta.dirname, "..");
 const QUICK = process.argv.includes("--quick");
 const SPEED_ONLY = process.argv.includes("--speed-only");
 const SWEEP_ONLY = process.argv.includes("--sweep-only");
-const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK && !SWEEP_ONLY);
-const SWEEP = SWEEP_ONLY || (!process.argv.includes("--no-sweep") && !SPEED_ONLY);
+const STRESS_ONLY = process.argv.includes("--stress-only");
+const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK && !SWEEP_ONLY && !STRESS_ONLY);
+const SWEEP = SWEEP_ONLY || (!process.argv.includes("--no-sweep") && !SPEED_ONLY && !STRESS_ONLY);
+const STRESS = STRESS_ONLY || SWEEP;
 const SWEEP_POLICIES = ["prism", "static", "muxserve", "elastic", "swap"] as const;
 const RATE_SCALES = [1, 1.5, 2, 3] as const;
+/** The stress tables: load well beyond ×3 (SLOs of the ×1 trace) and tight SLOs (× dedicated p99, rate ×1). */
+const STRESS_RATES = [4, 6, 8] as const;
+const STRESS_SLOS = [1, 2, 3] as const;
 const REPORT = (() => {
   const i = process.argv.indexOf("--report");
   return i >= 0 ? process.argv[i + 1] ?? null : null;
@@ -88,8 +95,8 @@ const ALL_VARIANTS: readonly Variant[] = [
   { label: "prism/free-load", policy: "prism", freeLoad: true },
 ];
 
-// --sweep-only needs only prism's and static's devices needed.
-const VARIANTS = SWEEP_ONLY ? ALL_VARIANTS.filter((v) => v.label === "prism" || v.label === "static") : ALL_VARIANTS;
+// --sweep-only and --stress-only need only prism's and static's devices needed.
+const VARIANTS = SWEEP_ONLY || STRESS_ONLY ? ALL_VARIANTS.filter((v) => v.label === "prism" || v.label === "static") : ALL_VARIANTS;
 
 function traceFile(gen: readonly string[]): string {
   const dir = join(tmpdir(), "prism-sim-bench");
@@ -141,6 +148,26 @@ function sweepTables(p: PreparedWorkload, maxDevices: number, atDevices: number)
   return out;
 }
 
+/**
+ * Where the baselines struggle on the same GPUs: every sweep policy's TTFT attainment at prism's and
+ * at static's devices needed, under request rates ×4…×8 (SLOs of the ×1 trace) and under tight SLOs
+ * (1–3× the dedicated p99, rate ×1); prism's ratio to static per row. Returns the markdown lines.
+ */
+function stressTables(p: PreparedWorkload, deviceCounts: readonly number[]): string[] {
+  const head = `| devices | ${SWEEP_POLICIES.join(" | ")} | prism ÷ static |`;
+  const sep = `|---|---|${SWEEP_POLICIES.map(() => "---|").join("")}---|`;
+  const row = (label: string, devices: number, prep: PreparedWorkload, rateScale: number): string => {
+    const v = SWEEP_POLICIES.map((policy) => runPolicy(prep, { policy, devices, rateScale, deterministic: true }).summary.slo_attainment.ttft);
+    const ratio = v[1]! > 0 ? `${(v[0]! / v[1]!).toFixed(2)}×` : "∞";
+    return `| ${label} | ${devices} | ${v.map((x) => pct(x)).join(" | ")} | ${ratio} |`;
+  };
+  const out = [`TTFT attainment under stress on prism's and static's devices needed (rate: SLOs of the ×1 trace; SLO: × dedicated p99 at rate ×1)`,
+    "", `| load ${head}`, sep];
+  for (const r of STRESS_RATES) for (const d of deviceCounts) out.push(row(`rate ×${r}`, d, p, r));
+  for (const k of STRESS_SLOS) for (const d of deviceCounts) out.push(row(`SLO ×${k}`, d, withSloScale(p, k), 1));
+  return out;
+}
+
 function clairvoyant(p: PreparedWorkload, devices: number): ReturnType<typeof demandLoadingMisses> {
   return demandLoadingMisses(p.trace, p.models.map((m) => m.cost), p.models.map((m) => m.ttftSloMs), p.costModel, devices);
 }
@@ -189,7 +216,7 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
     const ratio = staticRow.atFixed.slo_attainment.ttft > 0 ? `${(s.slo_attainment.ttft / staticRow.atFixed.slo_attainment.ttft).toFixed(2)}` : "–";
     lines.push(`| ${r.label} | ${r.devices ?? `> 64`} | ${vsStatic} | ${vsLb} | ${vsLb99} | ${pct(s.slo_attainment.ttft)} | ${ratio} | ${pct(s.slo_attainment.both)} | ${sec(s.ttft_ms.p99)} | ${s.activations} | ${s.migrations} |`);
   }
-  if (!SWEEP_ONLY) {
+  if (!SWEEP_ONLY && !STRESS_ONLY) {
     console.log(lines.join("\n"));
     tables.push(`## ${w.name}\n${lines.join("\n")}`);
   }
@@ -198,6 +225,12 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
     const t0 = performance.now();
     const sweep = sweepTables(base, staticRow.devices ?? 16, prismRow.devices ?? staticRow.devices ?? 16);
     console.log(`\n${sweep.join("\n")}\n(sweeps: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  }
+  if (STRESS) {
+    const counts = [...new Set([rows.find((r) => r.label === "prism")!.devices, staticRow.devices].filter((d): d is number => d !== null))];
+    const t0 = performance.now();
+    const stress = stressTables(base, counts);
+    console.log(`\n${stress.join("\n")}\n(stress: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   }
   devicesByWorkload.push({ name: w.name, needed: rows.map((r) => ({ policy: r.label, devices: r.devices })), lb: lb.devices });
 }
