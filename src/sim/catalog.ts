@@ -49,7 +49,7 @@ export const DEVICES = {
   // NVIDIA L40S datasheet: 48 GB GDDR6, 864 GB/s, 362.05 TF bf16 dense, PCIe4 32 GB/s, no NVLink (PCIe peer 32 GB/s)
   l40s: { name: "L40S-48GB", memBytes: 48 * GiB, peakFlops: 362.05 * TFLOPS, memBwBytesPerS: 864 * GB, hostLinkBytesPerS: 32 * GB, peerLinkBytesPerS: 32 * GB },
   // FITTED (calibrate.ts fitDevice over CPU_BENCH_SAMPLES = `npm run bench:engine -- --quick`, ours 1T f32 stories15M, with CPU_EFFICIENCY): worst error 3%; memory = 1 GiB budget; host link = memcpy
-  cpu: { name: "CPU-engine", memBytes: 1 * GiB, peakFlops: 55.4e9, memBwBytesPerS: 24.2 * GB, hostLinkBytesPerS: 4 * GB, peerLinkBytesPerS: 4 * GB },
+  cpu: { name: "CPU-engine", memBytes: 1 * GiB, peakFlops: 88.9e9, memBwBytesPerS: 55.4 * GB, hostLinkBytesPerS: 4 * GB, peerLinkBytesPerS: 4 * GB },
 } as const satisfies Record<string, DeviceSpec>;
 
 export type DeviceType = keyof typeof DEVICES;
@@ -181,10 +181,10 @@ export const GPU_EFFICIENCY: Efficiency = {
  * CPU_ENGINE_STEP_OVERHEAD_MS is the fitted per-step cost of the engine itself (JS dispatch) and
  * msPerSampledSeq the per-row cost of the classifier matvec + argmax over 32000 logits, which batched
  * decode pays per sequence and a prefill once. From calibrate.ts fitDevice(CPU_BENCH_SAMPLES):
- * 55.4 GFLOP/s, 24.2 GB/s, 0.54 ms per step, 0.85 ms per sampled sequence (worst error 3% over
+ * 88.9 GFLOP/s, 55.4 GB/s, 2.06 ms per step, 0.54 ms per sampled sequence (worst error 4% over
  * prefill 1×128 and decode B=1/8/32).
  */
-export const CPU_ENGINE_STEP_OVERHEAD_MS = 0.54;
+export const CPU_ENGINE_STEP_OVERHEAD_MS = 2.06;
 /**
  * What `prism serve` adds to each step beyond the executor call that bench:engine times: the device
  * loop's planning and applying, the hand-off to and from the engine worker, streaming the token. The
@@ -205,7 +205,7 @@ export const CPU_EFFICIENCY: Efficiency = {
   mfu: 1,
   mbu: 1,
   stepOverheadMs: CPU_ENGINE_STEP_OVERHEAD_MS + CPU_SERVE_LOOP_MS,
-  msPerSampledSeq: 0.85,
+  msPerSampledSeq: 0.54,
   hostLinkEfficiency: 1,
   activationStartMs: 5,
   allReduceLatencyMs: 0,
