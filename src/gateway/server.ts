@@ -170,8 +170,8 @@ export function createGateway(opts: { backend: ServingBackend; config: GatewayCo
       } else if ((error as { statusCode?: number }).statusCode === 400) e = new PrismError("PRISM_HTTP_INVALID_REQUEST", (error as Error).message);
     }
     const mapped = toHttpError(e, String(req.id));
-    if (mapped.status >= 500 && !isPrismError(e)) req.log.error({ reqId: req.id, err: error }, "internal error");
-    else if (mapped.status >= 400) req.log.info({ reqId: req.id, url: req.url, status: mapped.status, code: mapped.body.error.code }, "request rejected");
+    if (mapped.status >= 500 && !isPrismError(e)) req.log.error({ err: error }, "internal error");
+    else if (mapped.status >= 400) req.log.info({ url: req.url, status: mapped.status, code: mapped.body.error.code }, "request rejected");
     metrics.httpRejected.inc({ code: mapped.body.error.code });
     void reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
   });

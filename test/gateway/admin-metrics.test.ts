@@ -11,10 +11,11 @@ type Srv = Awaited<ReturnType<typeof startPrism>>;
 describe("admin, probes, metrics, logs", () => {
   let srv: Srv;
   const lines: any[] = [];
+  const rawLines: string[] = [];
   before(async () => {
     const sink = new Writable({
       write(chunk, _enc, cb) {
-        for (const l of String(chunk).split("\n")) if (l.trim() !== "") lines.push(JSON.parse(l));
+        for (const l of String(chunk).split("\n")) if (l.trim() !== "") { rawLines.push(l); lines.push(JSON.parse(l)); }
         cb();
       },
     });
@@ -109,5 +110,9 @@ describe("admin, probes, metrics, logs", () => {
     assert.equal(l.status, 200);
     assert.equal(l.completionTokens, 3);
     assert.ok(l.promptTokens > 0 && typeof l.ttftMs === "number" && typeof l.reqId === "string");
+    // each key once (JSON.parse keeps the last of duplicates, log shippers may not)
+    const raw = rawLines.filter((x) => x.includes(`"id":"${id}"`));
+    assert.equal(raw.length, 1);
+    assert.equal(raw[0]!.split('"reqId":').length - 1, 1, raw[0]);
   });
 });

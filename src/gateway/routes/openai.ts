@@ -75,11 +75,12 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GatewayContext):
     const object = kind === "chat" ? (req.stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
     const startedMs = performance.now();
     const log = (status: number, r: GenerationResult | null, err: PrismError | null): void => {
-      // the record is built only when it will be written (one object per request otherwise)
+      // the record is built only when it will be written (one object per request otherwise); reqId comes from
+      // fastify's per-request child logger (adding it here wrote the key twice)
       if (!(request.log as unknown as Logger).isLevelEnabled("info")) return;
       const t = r?.timings.find((x) => x !== null) ?? null;
       request.log.info({
-        reqId: request.id, id, model: model.id, kind, stream: req.stream, n: req.n, status,
+        id, model: model.id, kind, stream: req.stream, n: req.n, status,
         promptTokens: r?.promptTokens ?? 0, completionTokens: r?.completionTokens ?? 0,
         ttftMs: t ? Math.round(t.ttftMs * 10) / 10 : null, e2eMs: Math.round((performance.now() - startedMs) * 10) / 10,
         ...(err ? { code: err.code } : {}),
