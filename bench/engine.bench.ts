@@ -15,10 +15,10 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { GREEDY, type Executor, type SeqStep, type StepPlan } from "../src/core/records.ts";
-import { deviceId, modelId, requestId, type ModelId } from "../src/core/ids.ts";
+import { deviceId, modelId, requestId } from "../src/core/ids.ts";
 import { generateRandomModel, type WeightDtype } from "../src/engine/model/generate.ts";
 import { SHAPES } from "../src/engine/model/shapes.ts";
-import { createEngineExecutor, requiredPrefixBytes, type EngineExecutor } from "../src/engine/model/executor.ts";
+import { standaloneEngine } from "./standalone-engine.ts";
 import { LlamaCppExecutor } from "../src/engine/llamacpp/executor.ts";
 
 const QUICK = process.argv.includes("--quick");
@@ -113,26 +113,9 @@ interface Engine {
 
 async function ours(bytes: Uint8Array, helperThreads: 0 | 1): Promise<Engine> {
   const rss0 = process.memoryUsage().rss;
-  const budget = { maxBatchTokens: PREFILL_TOKENS, maxSampleRows: MAX_SEQS };
-  // Register once on a throwaway-sized executor to learn the config, then size the memory exactly.
-  const { parseGguf } = await import("../src/engine/gguf/reader.ts");
-  const { llamaConfigFromGguf } = await import("../src/engine/model/config.ts");
-  const cfg = llamaConfigFromGguf(parseGguf(bytes, "bench"));
-  const prefixBytes = Math.ceil(requiredPrefixBytes([cfg], budget) / 65536) * 65536;
-  const kvBytesPerToken = cfg.numLayers * 2 * cfg.numKvHeads * cfg.headDim * 4;
-  const blocksPerSeq = Math.ceil(CONTEXT_TOKENS / BLOCK_TOKENS);
-  const blockBytes = BLOCK_TOKENS * kvBytesPerToken;
-  const weightsGuess = bytes.byteLength + (1 << 20);
-  const totalBytes = prefixBytes + weightsGuess + MAX_SEQS * blocksPerSeq * blockBytes;
-  const pages = Math.ceil(totalBytes / 65536);
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  const ex: EngineExecutor = await createEngineExecutor({ memory, prefixBytes, helperThreads, ...budget, models: [{ id: M, bytes }] });
-  const weightBytes = ex.profile(M).weightBytes;
-  if (weightBytes > weightsGuess) throw new Error(`bench: weights ${weightBytes} exceed the guess ${weightsGuess}`);
-  await ex.loadWeights(M as ModelId, prefixBytes);
-  const pool = prefixBytes + Math.ceil(weightBytes / 64) * 64;
-  const tables = Array.from({ length: MAX_SEQS }, (_, s) =>
-    Uint32Array.from({ length: blocksPerSeq }, (_, b) => pool + (s * blocksPerSeq + b) * blockBytes));
+  const { ex, tables } = await standaloneEngine({
+    id: M, bytes, helperThreads, maxBatchTokens: PREFILL_TOKENS, maxSeqs: MAX_SEQS, contextTokens: CONTEXT_TOKENS, blockTokens: BLOCK_TOKENS,
+  });
   return { name: helperThreads === 1 ? "ours 2T" : "ours 1T", ex, kv: { tables }, rssDeltaBytes: process.memoryUsage().rss - rss0 };
 }
 

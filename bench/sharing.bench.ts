@@ -34,9 +34,7 @@ import { GREEDY, type SeqStep } from "../src/core/records.ts";
 import { deviceId, modelId as toModelId, requestId as toRequestId } from "../src/core/ids.ts";
 import { generateRandomModel } from "../src/engine/model/generate.ts";
 import { SHAPES } from "../src/engine/model/shapes.ts";
-import { createEngineExecutor, requiredPrefixBytes } from "../src/engine/model/executor.ts";
-import { parseGguf } from "../src/engine/gguf/reader.ts";
-import { llamaConfigFromGguf } from "../src/engine/model/config.ts";
+import { standaloneEngine } from "./standalone-engine.ts";
 import { generateTrace, provenanceComments } from "../src/workload/generators/index.ts";
 import { type Trace, TraceBuilder, traceFromRows, writeTrace } from "../src/workload/trace-format.ts";
 
@@ -156,18 +154,8 @@ async function adminState(url: string): Promise<{ preemptions: number; activatio
 async function engineSamplesNow(rounds: number): Promise<StepSample[]> {
   const M = toModelId("cal");
   const bytes = generateRandomModel({ shape: SHAPES.stories15M!, dtype: "f32", seed: 11, contextLength: 256 });
-  const cfg = llamaConfigFromGguf(parseGguf(bytes, "calibration"));
-  const budget = { maxBatchTokens: 512, maxSampleRows: 32 };
-  const prefixBytes = Math.ceil(requiredPrefixBytes([cfg], budget) / 65536) * 65536;
   const blockTokens = 16;
-  const blockBytes = blockTokens * cfg.numLayers * 2 * cfg.numKvHeads * cfg.headDim * 4;
-  const blocksPerSeq = 256 / blockTokens;
-  const pages = Math.ceil((prefixBytes + bytes.byteLength + (1 << 20) + 32 * blocksPerSeq * blockBytes) / 65536);
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  const ex = await createEngineExecutor({ memory, prefixBytes, helperThreads: 0, ...budget, models: [{ id: M, bytes }] });
-  await ex.loadWeights(M, prefixBytes);
-  const pool = prefixBytes + Math.ceil(ex.profile(M).weightBytes / 64) * 64;
-  const tables = Array.from({ length: 32 }, (_, q) => Uint32Array.from({ length: blocksPerSeq }, (_, b) => pool + (q * blocksPerSeq + b) * blockBytes));
+  const { ex, tables } = await standaloneEngine({ id: M, bytes, helperThreads: 0, maxBatchTokens: 512, maxSeqs: 32, contextTokens: 256, blockTokens });
   let req = 1;
   let stepIndex = 0;
   const step = async (seqs: { tokens: Int32Array; startPos: number; slot: number; req: number }[]): Promise<number> => {
