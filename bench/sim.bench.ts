@@ -128,23 +128,28 @@ interface Row {
  * TTFT attainment of every sweep policy at devices 1..maxDevices (rate ×1), then at `atDevices`
  * for each rate scale; prism's ratio to static per row. Returns the markdown lines.
  */
+/** TTFT attainment of every SWEEP_POLICIES entry (prism first, static second) on `devices`. */
+function attainments(p: PreparedWorkload, devices: number, rateScale: number): number[] {
+  return SWEEP_POLICIES.map((policy) => runPolicy(p, { policy, devices, rateScale, deterministic: true }).summary.slo_attainment.ttft);
+}
+
+/** `| label | attainments… | prism ÷ static |` */
+function attainmentRow(label: string, v: readonly number[]): string {
+  const ratio = v[1]! > 0 ? `${(v[0]! / v[1]!).toFixed(2)}×` : "∞";
+  return `| ${label} | ${v.map((x) => pct(x)).join(" | ")} | ${ratio} |`;
+}
+
 function sweepTables(p: PreparedWorkload, maxDevices: number, atDevices: number): string[] {
-  const att = (policy: string, devices: number, rateScale: number): number =>
-    runPolicy(p, { policy, devices, rateScale, deterministic: true }).summary.slo_attainment.ttft;
-  const row = (label: string, v: number[]): string => {
-    const ratio = v[1]! > 0 ? `${(v[0]! / v[1]!).toFixed(2)}×` : "∞";
-    return `| ${label} | ${v.map((x) => pct(x)).join(" | ")} | ${ratio} |`;
-  };
   const head = `| ${SWEEP_POLICIES.join(" | ")} | prism ÷ static |`;
   const sep = `|---|${SWEEP_POLICIES.map(() => "---|").join("")}---|`;
   const out = [`TTFT attainment vs devices (rate ×1); last column: 1 − the misses of a clairvoyant demand-loading cache (lower-bound.ts demandLoadingMisses)`,
     "", `| devices ${head} clairvoyant |`, `${sep}---|`];
   for (let d = 1; d <= maxDevices; d++) {
     const cl = clairvoyant(p, d);
-    out.push(`${row(String(d), SWEEP_POLICIES.map((pol) => att(pol, d, 1)))} ${pct(1 - cl.misses / p.trace.numRequests)} (${cl.coldStarts} cold starts) |`);
+    out.push(`${attainmentRow(String(d), attainments(p, d, 1))} ${pct(1 - cl.misses / p.trace.numRequests)} (${cl.coldStarts} cold starts) |`);
   }
   out.push("", `TTFT attainment vs request rate on ${atDevices} devices (prism's devices needed; SLOs of the ×1 trace)`, "", `| rate ${head}`, sep);
-  for (const r of RATE_SCALES) out.push(row(`×${r}`, SWEEP_POLICIES.map((pol) => att(pol, atDevices, r))));
+  for (const r of RATE_SCALES) out.push(attainmentRow(`×${r}`, attainments(p, atDevices, r)));
   return out;
 }
 
@@ -156,11 +161,8 @@ function sweepTables(p: PreparedWorkload, maxDevices: number, atDevices: number)
 function stressTables(p: PreparedWorkload, deviceCounts: readonly number[]): string[] {
   const head = `| devices | ${SWEEP_POLICIES.join(" | ")} | prism ÷ static |`;
   const sep = `|---|---|${SWEEP_POLICIES.map(() => "---|").join("")}---|`;
-  const row = (label: string, devices: number, prep: PreparedWorkload, rateScale: number): string => {
-    const v = SWEEP_POLICIES.map((policy) => runPolicy(prep, { policy, devices, rateScale, deterministic: true }).summary.slo_attainment.ttft);
-    const ratio = v[1]! > 0 ? `${(v[0]! / v[1]!).toFixed(2)}×` : "∞";
-    return `| ${label} | ${devices} | ${v.map((x) => pct(x)).join(" | ")} | ${ratio} |`;
-  };
+  const row = (label: string, devices: number, prep: PreparedWorkload, rateScale: number): string =>
+    attainmentRow(`${label} | ${devices}`, attainments(prep, devices, rateScale));
   const out = [`TTFT attainment under stress on prism's and static's devices needed (rate: SLOs of the ×1 trace; SLO: × dedicated p99 at rate ×1)`,
     "", `| load ${head}`, sep];
   for (const r of STRESS_RATES) for (const d of deviceCounts) out.push(row(`rate ×${r}`, d, p, r));
