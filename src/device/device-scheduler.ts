@@ -722,7 +722,12 @@ export class DeviceScheduler {
     seq.blockOffsets = r.blockOffsetsFor(this.models[r.modelIndex]!.space, numBlocks, this.memoryEpoch);
     seq.sample = true;
     seq.outputIndex = r.numGenerated;
-    seq.penaltyTokens = r.usesPenalties ? r.tokens.subarray(r.numPromptTokens, r.numTokens) : null;
+    if (r.usesPenalties) {
+      r.storePendingTokens();
+      seq.penaltyTokens = r.tokens.subarray(r.numPromptTokens, r.numTokens);
+    } else {
+      seq.penaltyTokens = null;
+    }
     r.stepTokens = 1;
     r.stepSample = true;
     this.addToPlan(r);
@@ -736,6 +741,7 @@ export class DeviceScheduler {
     const chunk = Math.min(r.numPrefillTarget - start, this.tokenBudget, this.config.prefillChunkTokens);
     const end = start + chunk;
     const seq = r.seq;
+    r.storePendingTokens();
     seq.tokens = r.tokens.subarray(start, end);
     seq.startPos = start;
     seq.blockOffsets = r.blockOffsetsFor(m.space, this.blocksFor(end), this.memoryEpoch);
@@ -799,8 +805,7 @@ export class DeviceScheduler {
       return;
     }
     const outputIndex = r.numGenerated;
-    r.tokens[r.numTokens++] = token;
-    r.lastToken = token;
+    r.appendToken(token);
     r.numStreamed++;
     if (!r.hasFirstToken) {
       r.hasFirstToken = true;

@@ -11,6 +11,12 @@
  * Token buffer: tokens[0, numPromptTokens) is the prompt, then the generated tokens, so a recompute
  * after preemption simply prefills tokens[0, numTokens) and samples output index numGenerated,
  * which with (seed, index) sampling reproduces exactly the tokens the request would have produced.
+ * A run of one repeated token at the end is kept as a count (numTokensStored) and written out only
+ * when the buffer is read (storePendingTokens) or another token comes: the simulator's cost-model
+ * executor samples one token per model, and writing it into every running request's buffer at every
+ * decode took ~9 of 47 s of bench:sim's simulated hour (a memory miss per token: thousands of running
+ * requests, each buffer in its own pages). A real stream pays the same one write per token, one
+ * token later.
  */
 import type { ModelId, RequestId } from "../core/ids.ts";
 import type { SamplingParams, SeqStep } from "../core/records.ts";
@@ -73,6 +79,11 @@ export class Request {
   hasFirstToken: boolean;
   /** tokens[numTokens − 1]: a decode's input, kept here so planning does not read the buffer. */
   lastToken: number;
+  /**
+   * tokens[0, numTokensStored) are in the buffer; tokens[numTokensStored, numTokens) all equal
+   * lastToken and are not written yet (storePendingTokens writes them).
+   */
+  numTokensStored: number;
   /** Tokens fed, and whether one is sampled, in the planned step (seq's, kept here for applying). */
   stepTokens: number;
   stepSample: boolean;
@@ -133,6 +144,7 @@ export class Request {
     this.cancelRequested = false;
     this.hasFirstToken = spec.firstTokenMs !== undefined && !Number.isNaN(spec.firstTokenMs);
     this.lastToken = numGenerated > 0 ? spec.generatedTokens![numGenerated - 1]! : spec.promptTokens[promptLen - 1]!;
+    this.numTokensStored = this.numTokens;
     this.stepTokens = 0;
     this.stepSample = false;
     this.id = spec.requestId;
@@ -179,6 +191,7 @@ export class Request {
     tokens.set(spec.promptTokens, 0);
     if (spec.generatedTokens !== undefined) tokens.set(spec.generatedTokens, this.numPromptTokens);
     this.tokens = tokens;
+    this.numTokensStored = this.numTokens;
     const maxBlocks = Math.max(1, Math.ceil(this.tokenCapacity / blockTokens));
     this.blocks = pools.blocks.take(maxBlocks);
     this.offsets = pools.offsets.take(maxBlocks);
@@ -201,9 +214,30 @@ export class Request {
     this.offsetsView = EMPTY_U32;
   }
 
+  /**
+   * Append a sampled token (the request holds its buffers). A token equal to the last one only
+   * extends the pending run; another one writes the run out first.
+   */
+  appendToken(token: number): void {
+    if (token !== this.lastToken) this.storePendingTokens();
+    this.numTokens++;
+    this.lastToken = token;
+  }
+
+  /** Write the pending run of lastToken, so tokens[0, numTokens) is the buffer's; before any read of it. */
+  storePendingTokens(): void {
+    const from = this.numTokensStored;
+    if (from === this.numTokens) return;
+    this.tokens.fill(this.lastToken, from, this.numTokens);
+    this.numTokensStored = this.numTokens;
+  }
+
   /** The tokens generated so far (a copy): from the buffer, or the spec's before the first admission. */
   generatedCopy(): Int32Array {
-    if (this.tokens !== EMPTY_I32) return this.tokens.slice(this.numPromptTokens, this.numTokens);
+    if (this.tokens !== EMPTY_I32) {
+      this.storePendingTokens();
+      return this.tokens.slice(this.numPromptTokens, this.numTokens);
+    }
     return this.spec.generatedTokens === undefined ? new Int32Array(0) : this.spec.generatedTokens.slice();
   }
 
