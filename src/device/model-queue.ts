@@ -7,14 +7,18 @@
  *            policy "fcfs", every fresh request, by arrival.
  *   late   : fresh requests whose slack ran out, by estimated prefill time ("slo" only).
  * A queued request keeps its slot (Request.queueSlot) while it moves between heaps; the slot holds
- * its key and the inputs of its key (arrival, tokens), so promotion and re-keying work on typed
- * arrays and never touch the request objects. The head of the queue and its cross-model priority
+ * its key and the inputs of its key (arrival, tokens) in one record (KeySlots.data), so promotion
+ * and re-keying work on typed arrays, one cache line per request, and never touch the request objects. The head of the queue and its cross-model priority
  * (headClass, headValue, headTie) are computed by refreshHead(now) without allocating.
  */
 import type { DeviceSchedulerConfig } from "./types.ts";
-import { KeySlots, SlotHeap } from "./priority-heap.ts";
+import { KeySlots, SLOT_EXTRA0, SLOT_EXTRA1, SLOT_KEY, SLOT_STRIDE, SLOT_TIE, SlotHeap } from "./priority-heap.ts";
 import type { Request } from "./request.ts";
 import { estimatePrefillMs, latestStartMs } from "./slo-priority.ts";
+
+/** A fresh request's key inputs, in its slot's record. */
+const ARRIVAL_MS = SLOT_EXTRA0;
+const NUM_TOKENS = SLOT_EXTRA1;
 
 /** Which heap holds a slot. */
 const RESUME = 0;
@@ -26,10 +30,8 @@ export class ModelQueue {
   private readonly resume = new SlotHeap(this.slots);
   private readonly onTime = new SlotHeap(this.slots);
   private readonly late = new SlotHeap(this.slots);
-  /** Per slot: the heap that holds it, and the key inputs of a fresh request. */
+  /** Per slot: the heap that holds it. */
   private cls: Uint8Array = new Uint8Array(8);
-  private arrivalMs: Float64Array = new Float64Array(8);
-  private numTokens: Int32Array = new Int32Array(8);
   private scratch: Int32Array = new Int32Array(8);
   /** The estimate (ms per prefill token) the keys in onTime/late were computed with. */
   keyedMsPerToken: number;
@@ -67,7 +69,7 @@ export class ModelQueue {
   /** The smallest on-time key (a latest start time under "slo"), or Infinity. */
   earliestOnTimeKey(): number {
     const s = this.onTime.peek();
-    return s < 0 ? Number.POSITIVE_INFINITY : this.slots.keys[s]!;
+    return s < 0 ? Number.POSITIVE_INFINITY : this.slots.key(s);
   }
 
   push(r: Request, nowMs: number): void {
@@ -84,29 +86,31 @@ export class ModelQueue {
     const slot = slots.alloc(r, 0, r.tieSeq);
     this.fitSlotArrays();
     r.queueSlot = slot;
-    this.arrivalMs[slot] = r.arrivalMs;
-    this.numTokens[slot] = r.numTokens;
+    const d = slots.data;
+    d[slot * SLOT_STRIDE + ARRIVAL_MS] = r.arrivalMs;
+    d[slot * SLOT_STRIDE + NUM_TOKENS] = r.numTokens;
     this.placeFresh(slot, nowMs);
   }
 
   /** Key a fresh request's slot with the current estimate and push it into onTime or late. */
   private placeFresh(slot: number, nowMs: number): void {
-    const keys = this.slots.keys;
+    const d = this.slots.data;
+    const b = slot * SLOT_STRIDE;
     if (this.cfg.policy === "fcfs") {
       this.cls[slot] = ON_TIME;
-      keys[slot] = this.arrivalMs[slot]!;
+      d[b + SLOT_KEY] = d[b + ARRIVAL_MS]!;
       this.onTime.push(slot);
       return;
     }
-    const est = estimatePrefillMs(this.numTokens[slot]!, this.keyedMsPerToken, this.cfg);
-    const key = latestStartMs(this.arrivalMs[slot]!, this.ttftSloMs, est);
+    const est = estimatePrefillMs(d[b + NUM_TOKENS]!, this.keyedMsPerToken, this.cfg);
+    const key = latestStartMs(d[b + ARRIVAL_MS]!, this.ttftSloMs, est);
     if (key > nowMs) {
       this.cls[slot] = ON_TIME;
-      keys[slot] = key;
+      d[b + SLOT_KEY] = key;
       this.onTime.push(slot);
     } else {
       this.cls[slot] = LATE;
-      keys[slot] = est;
+      d[b + SLOT_KEY] = est;
       this.late.push(slot);
     }
   }
@@ -130,14 +134,15 @@ export class ModelQueue {
       for (let s = this.late.pop(); s >= 0; s = this.late.pop()) unreachable(this.take(s));
     }
     const onTime = this.onTime;
-    for (let top = onTime.peek(); top >= 0 && slots.keys[top]! <= nowMs; top = onTime.peek()) {
+    for (let top = onTime.peek(); top >= 0 && slots.key(top) <= nowMs; top = onTime.peek()) {
       onTime.pop();
       if (unreachable !== null) {
         unreachable(this.take(top));
         continue;
       }
       this.cls[top] = LATE;
-      slots.keys[top] = estimatePrefillMs(this.numTokens[top]!, this.keyedMsPerToken, this.cfg);
+      const d = slots.data;
+      d[top * SLOT_STRIDE + SLOT_KEY] = estimatePrefillMs(d[top * SLOT_STRIDE + NUM_TOKENS]!, this.keyedMsPerToken, this.cfg);
       this.late.push(top);
     }
   }
@@ -163,12 +168,9 @@ export class ModelQueue {
     late.reserve(n);
     const onAt = onTime.slotAt;
     const lateAt = late.slotAt;
-    const keys = this.slots.keys;
-    const ties = this.slots.ties;
+    const d = this.slots.data;
     const posOf = this.slots.posOf;
     const cls = this.cls;
-    const arrival = this.arrivalMs;
-    const numTokens = this.numTokens;
     const minMs = this.cfg.prefillEstMinMs;
     const maxMs = this.cfg.prefillEstMaxMs;
     const slo = this.ttftSloMs;
@@ -176,22 +178,24 @@ export class ModelQueue {
     let nLate = 0;
     for (let i = 0; i < n; i++) {
       const slot = all[i]!;
+      const b = slot * SLOT_STRIDE;
       // = estimatePrefillMs and latestStartMs (slo-priority.ts), same operations in the same order.
-      let est = numTokens[slot]! * msPerToken;
+      let est = d[b + NUM_TOKENS]! * msPerToken;
       est = est < minMs ? minMs : est > maxMs ? maxMs : est;
-      const startKey = arrival[slot]! + slo - est;
+      const startKey = d[b + ARRIVAL_MS]! + slo - est;
       const onTimeNow = startKey > nowMs;
       const key = onTimeNow ? startKey : est;
-      const tie = ties[slot]!;
-      keys[slot] = key;
+      const tie = d[b + SLOT_TIE]!;
+      d[b + SLOT_KEY] = key;
       cls[slot] = onTimeNow ? ON_TIME : LATE;
       const at = onTimeNow ? onAt : lateAt;
       let j = onTimeNow ? nOn++ : nLate++;
       while (j > 0) {
         const p = (j - 1) >> 1;
         const ps = at[p]!;
-        const kp = keys[ps]!;
-        if (!(key < kp || (key === kp && tie < ties[ps]!))) break;
+        const pb = ps * SLOT_STRIDE;
+        const kp = d[pb + SLOT_KEY]!;
+        if (!(key < kp || (key === kp && tie < d[pb + SLOT_TIE]!))) break;
         at[j] = ps;
         posOf[ps] = j;
         j = p;
@@ -206,10 +210,9 @@ export class ModelQueue {
   /** Compute the head and its priority at `now`; returns the head (or null when empty). */
   refreshHead(nowMs: number): Request | null {
     const slots = this.slots;
-    const keys = slots.keys;
     const res = this.resume.peek();
     if (res >= 0) {
-      this.setHead(res, 0, keys[res]!);
+      this.setHead(res, 0, slots.key(res));
       return this.head;
     }
     const a = this.onTime.peek();
@@ -218,9 +221,9 @@ export class ModelQueue {
       this.head = null;
       return null;
     }
-    const aValue = a < 0 ? Number.POSITIVE_INFINITY : this.cfg.policy === "fcfs" ? keys[a]! : keys[a]! - nowMs;
-    const bValue = b < 0 ? Number.POSITIVE_INFINITY : keys[b]!;
-    if (b < 0 || (a >= 0 && (aValue < bValue || (aValue === bValue && slots.ties[a]! < slots.ties[b]!)))) this.setHead(a, 1, aValue);
+    const aValue = a < 0 ? Number.POSITIVE_INFINITY : this.cfg.policy === "fcfs" ? slots.key(a) : slots.key(a) - nowMs;
+    const bValue = b < 0 ? Number.POSITIVE_INFINITY : slots.key(b);
+    if (b < 0 || (a >= 0 && (aValue < bValue || (aValue === bValue && slots.tie(a) < slots.tie(b))))) this.setHead(a, 1, aValue);
     else this.setHead(b, 1, bValue);
     return this.head;
   }
@@ -264,7 +267,7 @@ export class ModelQueue {
     this.head = this.slots.items[slot]!;
     this.headClass = cls;
     this.headValue = value;
-    this.headTie = this.slots.ties[slot]!;
+    this.headTie = this.slots.tie(slot);
   }
 
   private heapOf(slot: number): SlotHeap {
@@ -290,12 +293,6 @@ export class ModelQueue {
     const cls = new Uint8Array(cap);
     cls.set(this.cls);
     this.cls = cls;
-    const arrival = new Float64Array(cap);
-    arrival.set(this.arrivalMs);
-    this.arrivalMs = arrival;
-    const tokens = new Int32Array(cap);
-    tokens.set(this.numTokens);
-    this.numTokens = tokens;
   }
 }
 
