@@ -141,34 +141,52 @@ export class CostModel {
     const seqs = plan.seqs;
     let numSlots = 0;
     const slotCost = this.slotCost;
+    // Locals (re-read after growSlots): the loop runs once per planned sequence, ~10^8 times an hour.
+    let tokens = this.slotTokens;
+    let pairs = this.slotPairs;
+    let kv = this.slotKv;
+    let sampled = this.slotSampled;
+    let lastModelId: ModelId | null = null;
+    let k = 0;
     for (let i = 0; i < seqs.length; i++) {
       const s = seqs[i]!;
-      // find (or open) this model's slot; steps hold few models, so a linear scan beats a Map
-      let k = 0;
-      while (k < numSlots && slotCost[k]!.modelId !== s.modelId) k++;
-      if (k === numSlots) {
-        if (k === this.slotTokens.length) this.growSlots();
-        slotCost[k] = this.cost(s.modelId);
-        this.slotTokens[k] = 0;
-        this.slotPairs[k] = 0;
-        this.slotKv[k] = 0;
-        this.slotSampled[k] = 0;
-        numSlots++;
+      const modelId = s.modelId;
+      if (modelId !== lastModelId) {
+        // find (or open) this model's slot; steps hold few models, so a linear scan beats a Map
+        k = 0;
+        while (k < numSlots && slotCost[k]!.modelId !== modelId) k++;
+        if (k === numSlots) {
+          if (k === tokens.length) {
+            this.growSlots();
+            tokens = this.slotTokens;
+            pairs = this.slotPairs;
+            kv = this.slotKv;
+            sampled = this.slotSampled;
+          }
+          slotCost[k] = this.cost(modelId);
+          tokens[k] = 0;
+          pairs[k] = 0;
+          kv[k] = 0;
+          sampled[k] = 0;
+          numSlots++;
+        }
+        lastModelId = modelId;
       }
       if (s.sample) {
-        this.slotSampled[k]! += 1;
+        sampled[k]! += 1;
         if (out !== null) out.put(s.requestId, slotCost[k]!.sampleToken);
       }
       const n = s.tokens.length;
-      this.slotTokens[k]! += n;
-      this.slotPairs[k]! += n * (s.startPos + (n + 1) / 2);
-      this.slotKv[k]! += s.startPos + n;
+      const startPos = s.startPos;
+      tokens[k]! += n;
+      pairs[k]! += n * (startPos + (n + 1) / 2);
+      kv[k]! += startPos + n;
     }
     let sumBusy = 0;
     let maxGroup = 0;
     for (let k = 0; k < numSlots; k++) {
       const c = slotCost[k]!;
-      const busy = this.busyMs(c, this.slotTokens[k]!, this.slotPairs[k]!, this.slotKv[k]!, this.slotSampled[k]!);
+      const busy = this.busyMs(c, tokens[k]!, pairs[k]!, kv[k]!, sampled[k]!);
       sumBusy += busy;
       if (busy + c.stepOverheadMs > maxGroup) maxGroup = busy + c.stepOverheadMs;
     }
