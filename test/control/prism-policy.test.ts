@@ -319,16 +319,3 @@ test("prism: interference migration separates co-located models when it saves â‰
   assert.deepEqual(p.plan(at(4e4, device(1, 100)), 0), []);
   assert.deepEqual(new PrismPolicy(slow({ maxMigrationsPerRound: 0 })).plan(at(4e6, device(1, 100)), 0), []);
 });
-
-test("prism: a cold start costs the floor below 60% of the TTFT SLO, a whole miss above 90%, linear in between", () => {
-  // 10 MiB at 1 MiB/ms and no start cost: a 10 ms reload.
-  const p = new PrismPolicy(cfg({ activationStartMs: 0, loadBytesPerMs: MiB }));
-  const cost = (ttftMs: number): number => p.coldCost({ ...model("a", { ttftMs }), index: 0, instances: [] } as never);
-  assert.equal(cost(20), 0.05); // 50% of the SLO
-  assert.ok(Math.abs(cost(10 / 0.75) - 0.5) < 1e-12); // 75%
-  assert.ok(Math.abs(cost(12.5) - 2 / 3) < 1e-12); // 80%
-  assert.equal(cost(10), 1); // 100%
-  assert.equal(cost(1e9), 0.05);
-  // Ranked by value: the model whose reload takes 80% of its SLO is worth more than the 50% one.
-  assert.ok(cost(12.5) > cost(20));
-});

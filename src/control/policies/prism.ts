@@ -70,11 +70,6 @@ const KV_ROOM_UTILISATION = 0.5;
 const COLD_COST_FLOOR = 0.05;
 /** A reload longer than this fraction of the TTFT SLO misses it (the rest goes to prefill and queueing). */
 const COLD_MISS_FRACTION = 0.9;
-/**
- * From this fraction of the SLO on, a reload leaves too little for prefill and queueing some of the
- * time: its cold cost rises linearly from COLD_COST_FLOOR to 1 at COLD_MISS_FRACTION.
- */
-const COLD_RISK_FRACTION = 0.6;
 /** Misses per second an interference migration must save to be worth a weight load (one per 100 s). */
 const MIN_SEPARATION_GAIN = 0.01;
 
@@ -161,16 +156,10 @@ export class PrismPolicy implements Policy {
 
   /**
    * What one cold start of `m` costs in TTFT misses: 1 when the reload takes more than
-   * COLD_MISS_FRACTION of the TTFT SLO (the request that triggers it misses), COLD_COST_FLOOR when
-   * it takes under COLD_RISK_FRACTION, linear in between. The step used to jump from the floor to 1
-   * at 90%: a model whose reload took 85% of its SLO was evicted as if free to reload, and on an
-   * over-committed device its cold starts then missed (ServeGen-32 on one H100: 81.0% → 84.9% TTFT
-   * attainment with the ramp, ServeGen-64 68.9% → 71.4%; devices needed unchanged).
+   * COLD_MISS_FRACTION of the TTFT SLO (the request that triggers it misses), else COLD_COST_FLOOR.
    */
   coldCost(m: ModelView): number {
-    const x = this.activationMs(m) / m.ttftSloMs;
-    if (x > COLD_MISS_FRACTION) return 1;
-    return Math.max(COLD_COST_FLOOR, (x - COLD_RISK_FRACTION) / (COLD_MISS_FRACTION - COLD_RISK_FRACTION));
+    return this.activationMs(m) > COLD_MISS_FRACTION * m.ttftSloMs ? 1 : COLD_COST_FLOOR;
   }
 
   /**
