@@ -79,11 +79,6 @@ export class Request {
   hasFirstToken: boolean;
   /** tokens[numTokens − 1]: a decode's input, kept here so planning does not read the buffer. */
   lastToken: number;
-  /**
-   * tokens[0, numTokensStored) are in the buffer; tokens[numTokensStored, numTokens) all equal
-   * lastToken and are not written yet (storePendingTokens writes them).
-   */
-  numTokensStored: number;
   /** Tokens fed, and whether one is sampled, in the planned step (seq's, kept here for applying). */
   stepTokens: number;
   stepSample: boolean;
@@ -94,11 +89,6 @@ export class Request {
   private offsetsViewLength: number;
   private offsetsView: Uint32Array;
   readonly seq: MutableSeqStep;
-  /**
-   * tokens[0, numPromptTokens) is the prompt, then the generated tokens. Taken from the device's
-   * pool at the first admission (empty before: a queued request needs only the spec's arrays).
-   */
-  tokens: Int32Array;
   /** Block table (ids) and byte offsets; from the pool with tokens. */
   blocks: Int32Array;
   private offsets: OffsetTable | null;
@@ -106,6 +96,17 @@ export class Request {
   readonly eosTokenIds: Int32Array;
   readonly stopTokenIds: Int32Array;
   readonly sink: RequestSink;
+  // A decode reads neither of these (see numTokensStored), so they come after the hot fields.
+  /**
+   * tokens[0, numPromptTokens) is the prompt, then the generated tokens. Taken from the device's
+   * pool at the first admission (empty before: a queued request needs only the spec's arrays).
+   */
+  tokens: Int32Array;
+  /**
+   * tokens[0, numTokensStored) are in the buffer; tokens[numTokensStored, numTokens) all equal
+   * lastToken and are not written yet (storePendingTokens writes them).
+   */
+  numTokensStored: number;
   /** Elements the token buffer needs: every token the request can ever hold. */
   readonly tokenCapacity: number;
 
