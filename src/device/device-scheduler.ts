@@ -1015,14 +1015,14 @@ export class DeviceScheduler {
     }
   }
 
-  /** Earliest time a keep-alive expires or (with abortUnreachable) a queued request turns late. */
+  /** Earliest time a keep-alive expires or (with abortUnreachable) a queued request turns late or expires. */
   private nextWakeMs(): number | null {
     let wake = Number.POSITIVE_INFINITY;
     for (const m of this.models) {
       if (m === null) continue;
       if (m.residency.kind === "resident" && !m.pinned && m.isIdle) wake = Math.min(wake, m.idleSinceMs + m.serving.keepAliveMs);
       if (this.config.abortUnreachable) {
-        wake = Math.min(wake, m.queue.earliestOnTimeKey());
+        wake = Math.min(wake, m.queue.earliestOnTimeKey(), m.queue.earliestLateDeadline());
       }
     }
     return Number.isFinite(wake) ? wake : null;

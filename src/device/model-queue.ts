@@ -33,6 +33,12 @@ export class ModelQueue {
   /** Per slot: the heap that holds it. */
   private cls: Uint8Array = new Uint8Array(8);
   private scratch: Int32Array = new Int32Array(8);
+  /**
+   * A lower bound on the TTFT deadlines (arrival + SLO) of the requests in `late`, so that
+   * promoteLate scans `late` for expired ones (abortUnreachable) only when one may have expired.
+   */
+  private lateMinDeadlineMs = Number.POSITIVE_INFINITY;
+  private readonly expired: Request[] = [];
   /** The estimate (ms per prefill token) the keys in onTime/late were computed with. */
   keyedMsPerToken: number;
   // Head of the queue after refreshHead(now): class 0 = resume, 1 = fresh; value / tie order within.
@@ -112,7 +118,18 @@ export class ModelQueue {
       this.cls[slot] = LATE;
       d[b + SLOT_KEY] = est;
       this.late.push(slot);
+      this.noteLateDeadline(d[b + ARRIVAL_MS]!);
     }
+  }
+
+  private noteLateDeadline(arrivalMs: number): void {
+    const deadline = arrivalMs + this.ttftSloMs;
+    if (deadline < this.lateMinDeadlineMs) this.lateMinDeadlineMs = deadline;
+  }
+
+  /** The earliest TTFT deadline of a late request (a lower bound), or Infinity. */
+  earliestLateDeadline(): number {
+    return this.late.size === 0 ? Number.POSITIVE_INFINITY : this.lateMinDeadlineMs;
   }
 
   remove(r: Request): void {
@@ -124,27 +141,53 @@ export class ModelQueue {
 
   /**
    * Move requests whose slack ran out from onTime to late ("slo" only). With `unreachable` set,
-   * such requests that have not started are handed to it instead (and removed).
+   * requests whose TTFT deadline (arrival + SLO) has passed are removed and handed to it instead.
+   * Running out of slack by the prefill estimate is not enough: the estimate errs high (it spreads
+   * a step's time over decode tokens too), and failing on it failed requests that would have met
+   * their SLO (ServeGen-32 on 3 simulated H100s: 98.6% → 94.5% TTFT attainment).
    */
   promoteLate(nowMs: number, unreachable: ((r: Request) => void) | null): void {
     if (this.cfg.policy === "fcfs") return;
     const slots = this.slots;
-    if (unreachable !== null) {
-      // Requests enqueued already late (or re-keyed late) are just as unreachable.
-      for (let s = this.late.pop(); s >= 0; s = this.late.pop()) unreachable(this.take(s));
-    }
+    const d = slots.data;
     const onTime = this.onTime;
+    const slo = this.ttftSloMs;
     for (let top = onTime.peek(); top >= 0 && slots.key(top) <= nowMs; top = onTime.peek()) {
       onTime.pop();
-      if (unreachable !== null) {
-        unreachable(this.take(top));
+      const arrivalMs = d[top * SLOT_STRIDE + ARRIVAL_MS]!;
+      if (unreachable !== null && arrivalMs + slo <= nowMs) {
+        this.expired.push(this.take(top));
         continue;
       }
       this.cls[top] = LATE;
-      const d = slots.data;
       d[top * SLOT_STRIDE + SLOT_KEY] = estimatePrefillMs(d[top * SLOT_STRIDE + NUM_TOKENS]!, this.keyedMsPerToken, this.cfg);
       this.late.push(top);
+      this.noteLateDeadline(arrivalMs);
     }
+    if (unreachable === null) return;
+    const late = this.late;
+    if (late.size > 0 && this.lateMinDeadlineMs <= nowMs) {
+      // Collect first, then remove: removing reorders the heap array being walked.
+      if (this.scratch.length < late.size) this.scratch = new Int32Array(Math.max(late.size, this.scratch.length * 2));
+      const gone = this.scratch;
+      let n = 0;
+      let min = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < late.size; i++) {
+        const s = late.slotAt[i]!;
+        const deadline = d[s * SLOT_STRIDE + ARRIVAL_MS]! + slo;
+        if (deadline <= nowMs) gone[n++] = s;
+        else if (deadline < min) min = deadline;
+      }
+      for (let i = 0; i < n; i++) {
+        late.remove(gone[i]!);
+        this.expired.push(this.take(gone[i]!));
+      }
+      this.lateMinDeadlineMs = min;
+    }
+    // Handed over only now: a sink may re-enter and queue or cancel requests.
+    const expired = this.expired;
+    for (let i = 0; i < expired.length; i++) unreachable(expired[i]!);
+    expired.length = 0;
   }
 
   /**
@@ -154,6 +197,7 @@ export class ModelQueue {
    */
   rekey(msPerToken: number, nowMs: number): void {
     this.keyedMsPerToken = msPerToken;
+    this.lateMinDeadlineMs = Number.NEGATIVE_INFINITY; // keys move between onTime and late: the next promoteLate recomputes it
     if (this.cfg.policy === "fcfs") return;
     const onTime = this.onTime;
     const late = this.late;

@@ -37,7 +37,12 @@ export interface DeviceSchedulerConfig {
   readonly prefillEstMaxMs: number;
   /** Re-key a model's queued requests when its estimate drifts more than this fraction. */
   readonly rekeyTolerance: number;
-  /** Fail queued requests that can no longer meet their TTFT SLO (PRISM_SLO_UNREACHABLE). */
+  /**
+   * Fail queued requests (PRISM_SLO_UNREACHABLE) once their TTFT deadline (arrival + SLO) has passed
+   * ("slo" policy; FCFS queues have no deadline order): load shedding, so that under overload the
+   * device serves requests that can still meet their SLO. Off by default: a late answer may be better
+   * than an error (a cold start slower than the SLO would fail its request).
+   */
   readonly abortUnreachable: boolean;
   /**
    * Steps of the other models go on while a model's weights load (at most one load at a time). Only

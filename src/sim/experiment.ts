@@ -110,6 +110,11 @@ export interface RunOptions {
   readonly rateScale?: number;
   readonly control?: Partial<ControlConfig>;
   readonly policyOptions?: PolicyOptions;
+  /**
+   * Device scheduler settings for this run on top of the workload's (e.g. `{ abortUnreachable: true }`,
+   * the server's `scheduler.abort_unreachable_slo`). The dedicated runs behind the SLOs do not see them.
+   */
+  readonly deviceConfig?: Partial<DeviceSchedulerConfig>;
   readonly seed?: number;
   /** Record a timeline, sampling memory every this many ms. */
   readonly timelineSampleMs?: number;
@@ -218,7 +223,7 @@ export function runPolicy(p: PreparedWorkload, o: RunOptions): RunOutput {
     costModel: cm,
     numDevices: o.devices,
     driver,
-    deviceConfig: p.deviceConfig,
+    deviceConfig: o.deviceConfig !== undefined ? { ...p.deviceConfig, ...o.deviceConfig } : p.deviceConfig,
     seed: o.seed ?? 1,
     timelineSampleMs: o.timelineSampleMs ?? null,
   });

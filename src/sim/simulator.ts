@@ -547,7 +547,13 @@ export class Simulator implements RequestSink {
           continue;
         }
         case "idle": {
-          if (action.wakeAtMs !== null) this.q.push(Math.max(nowUs, action.wakeAtMs * 1000), EV_WAKE, d, s.wakeGen);
+          if (action.wakeAtMs !== null) {
+            // ms → µs → ms may land an ulp below the wake time; a deadline compared with `<= now`
+            // would then never pass and the device would wake at the same instant forever.
+            let wakeUs = action.wakeAtMs * 1000;
+            if (wakeUs / 1000 < action.wakeAtMs) wakeUs = Math.floor(wakeUs) + 1;
+            this.q.push(Math.max(nowUs, wakeUs), EV_WAKE, d, s.wakeGen);
+          }
           return;
         }
       }

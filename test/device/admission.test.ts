@@ -88,15 +88,39 @@ test("abortUnreachable fails requests whose TTFT can no longer be met (PRISM_SLO
   preload(h, "a");
   h.clock.set(1000);
   submit(h, { id: 1, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 6 }); // 6 steps → 1300
-  submit(h, { id: 2, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // late at 1290
+  submit(h, { id: 2, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // late at 1290, deadline 1300
   submit(h, { id: 3, model: "a", arrivalMs: 1200, prompt: 10, maxTokens: 1 }); // key 1490: fine
-  submit(h, { id: 4, model: "a", arrivalMs: 500, prompt: 10, maxTokens: 1 }); // already late
+  submit(h, { id: 4, model: "a", arrivalMs: 500, prompt: 10, maxTokens: 1 }); // deadline 800: already passed
   drive(h);
   assert.equal(h.sink.outcomeOf(1), "finished:length");
   assert.equal(h.sink.outcomeOf(2), "failed:PRISM_SLO_UNREACHABLE");
+  assert.equal(h.sink.finished.get(2)!.atMs, 1300);
   assert.equal(h.sink.outcomeOf(3), "finished:length");
   assert.equal(h.sink.outcomeOf(4), "failed:PRISM_SLO_UNREACHABLE");
   assert.deepEqual(h.sink.order, [4, 1, 2, 3]);
+});
+
+test("abortUnreachable fails on the TTFT deadline, not on the prefill estimate: a request late by a pessimistic estimate is still served", () => {
+  const h = makeScheduler({
+    // The estimate (100 ms per token × 10 tokens = 1 s) says no request can meet a 300 ms SLO;
+    // a step really takes 50 ms.
+    config: { abortUnreachable: true, maxBatchSeqs: 1, maxBatchTokens: 64, prefillMsPerTokenPrior: 100, rekeyTolerance: 1e9 },
+    exec: { stepBaseMs: 50, msPerToken: 0 },
+  });
+  h.sched.addModel(makeProfile("a"), { ttftSloMs: 300 });
+  preload(h, "a");
+  h.clock.set(1000);
+  submit(h, { id: 1, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 4 }); // runs 1000 → 1200
+  submit(h, { id: 2, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 3 }); // 1200 → 1350, first token 1250 < 1300
+  submit(h, { id: 3, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // still queued at its deadline, 1300
+  drive(h);
+  assert.equal(h.sink.outcomeOf(1), "finished:length");
+  assert.equal(h.sink.outcomeOf(2), "finished:length");
+  assert.equal(h.sink.finished.get(2)!.stats.firstTokenMs! - 1000, 250);
+  assert.equal(h.sink.outcomeOf(3), "failed:PRISM_SLO_UNREACHABLE");
+  // Failed at its deadline, not when the estimate first called it late (on arrival).
+  assert.equal(h.sink.finished.get(3)!.atMs, 1300);
+  assert.deepEqual(h.sink.order, [1, 3, 2]);
 });
 
 test("per-model maxRunning caps one model without blocking the others", () => {

@@ -1,0 +1,33 @@
+// abortUnreachable in the simulator (the server's scheduler.abort_unreachable_slo): queued requests
+// fail once their TTFT deadline has passed; under overload that leaves the device to requests that
+// can still make it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseModelsConfig } from "../../src/sim/models-file.ts";
+import { prepareWorkload, runPolicy } from "../../src/sim/experiment.ts";
+import { makeTrace } from "./helpers.ts";
+import { SeededRng } from "../../src/core/rng.ts";
+
+const MODELS = { device: "h100", slo_scale: 5, models: ["llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b", "qwen2.5-7b"].map((arch, i) => ({ id: `m${i}`, arch })) };
+
+function trace() {
+  const rng = new SeededRng(11);
+  // Fractional arrival times: deadlines that do not round-trip through the clock's µs exactly.
+  const rows = Array.from({ length: 600 }, () => ({ t: rng.next() * 60 + 0.1234567, m: Math.floor(4 * rng.next()), in: 200 + rng.int(3000), out: 20 + rng.int(300) }));
+  return makeTrace(rows, 4);
+}
+
+test("sim: with abortUnreachable, an overloaded device fails requests past their TTFT deadline and serves more on time", () => {
+  const p = prepareWorkload(trace(), parseModelsConfig(MODELS), { name: "shed" });
+  const plain = runPolicy(p, { policy: "prism", devices: 1, rateScale: 3, deterministic: true }).summary;
+  const shed = runPolicy(p, { policy: "prism", devices: 1, rateScale: 3, deterministic: true, deviceConfig: { abortUnreachable: true } }).summary;
+  assert.equal(shed.requests, plain.requests);
+  assert.equal(plain.ttft_misses.failed, 0);
+  assert.ok(shed.ttft_misses.failed > 0, "some requests failed past their deadline");
+  assert.ok(shed.slo_attainment.ttft > plain.slo_attainment.ttft, `${shed.slo_attainment.ttft} > ${plain.slo_attainment.ttft}`);
+  // The dedicated runs behind the SLOs do not see the setting: same SLOs both ways.
+  assert.deepEqual(shed.per_model.map((m) => m.slo_ms), plain.per_model.map((m) => m.slo_ms));
+  // Static's FCFS queues have no deadline order: the setting changes nothing there.
+  const st = (o: object) => JSON.stringify(runPolicy(p, { policy: "static", devices: 1, rateScale: 3, deterministic: true, ...o }).summary);
+  assert.equal(st({ deviceConfig: { abortUnreachable: true } }), st({}));
+});
