@@ -79,14 +79,20 @@ test("slack shrinking with time turns on-time requests late (promotion), without
   assert.deepEqual(g.sink.order, [11, 14, 13, 12]);
 });
 
-test("abortUnreachable fails requests whose TTFT can no longer be met (PRISM_SLO_UNREACHABLE)", () => {
+/** One model (TTFT SLO 300 ms), one request at a time, 50 ms steps, abortUnreachable; the clock at 1000. */
+function sheddingScheduler(prefillMsPerTokenPrior: number): Harness {
   const h = makeScheduler({
-    config: { abortUnreachable: true, maxBatchSeqs: 1, maxBatchTokens: 64, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
+    config: { abortUnreachable: true, maxBatchSeqs: 1, maxBatchTokens: 64, prefillMsPerTokenPrior, rekeyTolerance: 1e9 },
     exec: { stepBaseMs: 50, msPerToken: 0 },
   });
   h.sched.addModel(makeProfile("a"), { ttftSloMs: 300 });
   preload(h, "a");
   h.clock.set(1000);
+  return h;
+}
+
+test("abortUnreachable fails requests whose TTFT can no longer be met (PRISM_SLO_UNREACHABLE)", () => {
+  const h = sheddingScheduler(1);
   submit(h, { id: 1, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 6 }); // 6 steps → 1300
   submit(h, { id: 2, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // late at 1290, deadline 1300
   submit(h, { id: 3, model: "a", arrivalMs: 1200, prompt: 10, maxTokens: 1 }); // key 1490: fine
@@ -101,15 +107,9 @@ test("abortUnreachable fails requests whose TTFT can no longer be met (PRISM_SLO
 });
 
 test("abortUnreachable fails on the TTFT deadline, not on the prefill estimate: a request late by a pessimistic estimate is still served", () => {
-  const h = makeScheduler({
-    // The estimate (100 ms per token × 10 tokens = 1 s) says no request can meet a 300 ms SLO;
-    // a step really takes 50 ms.
-    config: { abortUnreachable: true, maxBatchSeqs: 1, maxBatchTokens: 64, prefillMsPerTokenPrior: 100, rekeyTolerance: 1e9 },
-    exec: { stepBaseMs: 50, msPerToken: 0 },
-  });
-  h.sched.addModel(makeProfile("a"), { ttftSloMs: 300 });
-  preload(h, "a");
-  h.clock.set(1000);
+  // The estimate (100 ms per token × 10 tokens = 1 s) says no request can meet a 300 ms SLO;
+  // a step really takes 50 ms.
+  const h = sheddingScheduler(100);
   submit(h, { id: 1, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 4 }); // runs 1000 → 1200
   submit(h, { id: 2, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 3 }); // 1200 → 1350, first token 1250 < 1300
   submit(h, { id: 3, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // still queued at its deadline, 1300
