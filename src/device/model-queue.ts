@@ -8,8 +8,9 @@
  *   late   : fresh requests whose slack ran out, by estimated prefill time ("slo" only).
  * A queued request keeps its slot (Request.queueSlot) while it moves between heaps; the slot holds
  * its key and the inputs of its key (arrival, tokens) in one record (KeySlots.data), so promotion
- * and re-keying work on typed arrays, one cache line per request, and never touch the request objects. The head of the queue and its cross-model priority
- * (headClass, headValue, headTie) are computed by refreshHead(now) without allocating.
+ * and re-keying work on typed arrays, one cache line per request, and never touch the request
+ * objects. The head of the queue and its cross-model priority (headClass, headValue, headTie) are
+ * computed by refreshHead(now) without allocating.
  */
 import type { DeviceSchedulerConfig } from "./types.ts";
 import { KeySlots, SLOT_EXTRA0, SLOT_EXTRA1, SLOT_KEY, SLOT_STRIDE, SLOT_TIE, SlotHeap } from "./priority-heap.ts";
