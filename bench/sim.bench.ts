@@ -15,7 +15,7 @@
 // the baselines struggle and by how much prism beats them there.
 // Stress (with the sweeps; only these with --stress-only): every sweep policy at prism's and static's
 // devices needed under request rates ×4/×6/×8 and SLOs of 1/2/3× the dedicated p99, plus prism with
-// abort_unreachable_slo (load shedding past the TTFT deadline).
+// abort_unreachable_slo (load shedding past the TTFT deadline) and prism without demote_expired.
 // Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed; only
 // this with --speed-only, e.g. `npm run bench:sim -- --speed-only`).
 // Wall times are from a shared 2-core machine: read them as rough.
@@ -159,18 +159,21 @@ function sweepTables(p: PreparedWorkload, maxDevices: number, atDevices: number)
  * at static's devices needed, under request rates ×4…×8 (SLOs of the ×1 trace) and under tight SLOs
  * (1–3× the dedicated p99, rate ×1); prism's ratio to static per row; then prism with
  * abortUnreachable (queued requests fail once their TTFT deadline has passed, the server's
- * scheduler.abort_unreachable_slo, off by default) and its ratio to static. Returns the markdown lines.
+ * scheduler.abort_unreachable_slo, off by default) and its ratio to static; and prism without
+ * demoteExpired (scheduler.demote_expired: false; requests past their deadline keep their least-slack
+ * place), what the default's demotion gains. Returns the markdown lines.
  */
 function stressTables(p: PreparedWorkload, deviceCounts: readonly number[]): string[] {
-  const head = `| devices | ${SWEEP_POLICIES.join(" | ")} | prism ÷ static | prism+shed | prism+shed ÷ static |`;
-  const sep = `|---|---|${SWEEP_POLICIES.map(() => "---|").join("")}---|---|---|`;
+  const head = `| devices | ${SWEEP_POLICIES.join(" | ")} | prism ÷ static | prism+shed | prism+shed ÷ static | prism, no demotion |`;
+  const sep = `|---|---|${SWEEP_POLICIES.map(() => "---|").join("")}---|---|---|---|`;
   const row = (label: string, devices: number, prep: PreparedWorkload, rateScale: number): string => {
     const v = attainments(prep, devices, rateScale);
-    const shed = runPolicy(prep, { policy: "prism", devices, rateScale, deterministic: true, deviceConfig: { abortUnreachable: true } }).summary.slo_attainment.ttft;
+    const prism = (deviceConfig: object): number => runPolicy(prep, { policy: "prism", devices, rateScale, deterministic: true, deviceConfig }).summary.slo_attainment.ttft;
+    const shed = prism({ abortUnreachable: true });
     const ratio = v[1]! > 0 ? `${(shed / v[1]!).toFixed(2)}×` : "∞";
-    return `${attainmentRow(`${label} | ${devices}`, v)} ${pct(shed)} | ${ratio} |`;
+    return `${attainmentRow(`${label} | ${devices}`, v)} ${pct(shed)} | ${ratio} | ${pct(prism({ demoteExpired: false }))} |`;
   };
-  const out = [`TTFT attainment under stress on prism's and static's devices needed (rate: SLOs of the ×1 trace; SLO: × dedicated p99 at rate ×1); prism+shed = prism failing queued requests past their TTFT deadline (abort_unreachable_slo)`,
+  const out = [`TTFT attainment under stress on prism's and static's devices needed (rate: SLOs of the ×1 trace; SLO: × dedicated p99 at rate ×1); prism+shed = prism failing queued requests past their TTFT deadline (abort_unreachable_slo); prism, no demotion = demote_expired off`,
     "", `| load ${head}`, sep];
   for (const r of STRESS_RATES) for (const d of deviceCounts) out.push(row(`rate ×${r}`, d, p, r));
   for (const k of STRESS_SLOS) for (const d of deviceCounts) out.push(row(`SLO ×${k}`, d, withSloScale(p, k), 1));

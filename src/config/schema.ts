@@ -72,6 +72,7 @@ export const SchedulerSchema = z.strictObject({
   max_batch_seqs: z.number().int().positive().default(64),
   prefill_chunk_tokens: z.number().int().positive().default(128),
   abort_unreachable_slo: z.boolean().default(false),
+  demote_expired: z.boolean().default(true),
 });
 
 export const LimitsSchema = z.strictObject({

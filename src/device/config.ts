@@ -20,6 +20,7 @@ export const DEFAULT_DEVICE_SCHEDULER_CONFIG: DeviceSchedulerConfig = Object.fre
   prefillEstMaxMs: 20_000,
   rekeyTolerance: 0.1,
   abortUnreachable: false,
+  demoteExpired: true,
   // The embedded engine's loadWeights copies synchronously on the loop's thread: nothing to overlap.
   overlapLoads: false,
 });
@@ -75,6 +76,7 @@ export function resolveDeviceSchedulerConfig(partial: Partial<DeviceSchedulerCon
   if (!(c.prefillEstMaxMs >= c.prefillEstMinMs)) throw invalid("prefillEstMaxMs", c.prefillEstMaxMs, "must be ≥ prefillEstMinMs");
   nonNegative("rekeyTolerance", c.rekeyTolerance);
   if (typeof c.abortUnreachable !== "boolean") throw invalid("abortUnreachable", c.abortUnreachable, "must be a boolean");
+  if (typeof c.demoteExpired !== "boolean") throw invalid("demoteExpired", c.demoteExpired, "must be a boolean");
   if (typeof c.overlapLoads !== "boolean") throw invalid("overlapLoads", c.overlapLoads, "must be a boolean");
   return Object.freeze(c);
 }

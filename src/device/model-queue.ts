@@ -6,6 +6,9 @@
  *   onTime : fresh requests with positive slack, by latest start time (see slo-priority.ts); with
  *            policy "fcfs", every fresh request, by arrival.
  *   late   : fresh requests whose slack ran out, by estimated prefill time ("slo" only).
+ *   past   : fresh requests whose TTFT deadline (arrival + SLO) has passed, by arrival ("slo" with
+ *            demoteExpired). They have missed whatever happens; served before them, a request that
+ *            can still make its deadline may. They come after every other request, device-wide.
  * A queued request keeps its slot (Request.queueSlot) while it moves between heaps; the slot holds
  * its key and the inputs of its key (arrival, tokens) in one record (KeySlots.data), so promotion
  * and re-keying work on typed arrays, one cache line per request, and never touch the request
@@ -25,24 +28,27 @@ const NUM_TOKENS = SLOT_EXTRA1;
 const RESUME = 0;
 const ON_TIME = 1;
 const LATE = 2;
+const PAST = 3;
 
 export class ModelQueue {
   private readonly slots = new KeySlots<Request>();
   private readonly resume = new SlotHeap(this.slots);
   private readonly onTime = new SlotHeap(this.slots);
   private readonly late = new SlotHeap(this.slots);
+  private readonly past = new SlotHeap(this.slots);
   /** Per slot: the heap that holds it. */
   private cls: Uint8Array = new Uint8Array(8);
   private scratch: Int32Array = new Int32Array(8);
   /**
    * A lower bound on the TTFT deadlines (arrival + SLO) of the requests in `late`, so that
-   * promoteLate scans `late` for expired ones (abortUnreachable) only when one may have expired.
+   * promoteLate scans `late` for expired ones (abortUnreachable, demoteExpired) only when one may have expired.
    */
   private lateMinDeadlineMs = Number.POSITIVE_INFINITY;
   private readonly expired: Request[] = [];
   /** The estimate (ms per prefill token) the keys in onTime/late were computed with. */
   keyedMsPerToken: number;
-  // Head of the queue after refreshHead(now): class 0 = resume, 1 = fresh; value / tie order within.
+  // Head of the queue after refreshHead(now): class 0 = resume, 1 = fresh, 2 = past its deadline;
+  // value / tie order within.
   head: Request | null;
   headClass: number;
   headValue: number;
@@ -71,6 +77,11 @@ export class ModelQueue {
 
   get numLate(): number {
     return this.late.size;
+  }
+
+  /** Fresh requests demoted past their TTFT deadline (demoteExpired). */
+  get numPast(): number {
+    return this.past.size;
   }
 
   /** The smallest on-time key (a latest start time under "slo"), or Infinity. */
@@ -109,6 +120,10 @@ export class ModelQueue {
       this.onTime.push(slot);
       return;
     }
+    if (this.cfg.demoteExpired && !this.cfg.abortUnreachable && d[b + ARRIVAL_MS]! + this.ttftSloMs <= nowMs) {
+      this.demote(slot);
+      return;
+    }
     const est = estimatePrefillMs(d[b + NUM_TOKENS]!, this.keyedMsPerToken, this.cfg);
     const key = latestStartMs(d[b + ARRIVAL_MS]!, this.ttftSloMs, est);
     if (key > nowMs) {
@@ -121,6 +136,14 @@ export class ModelQueue {
       this.late.push(slot);
       this.noteLateDeadline(d[b + ARRIVAL_MS]!);
     }
+  }
+
+  /** Into `past`, keyed by arrival (a slot already out of its heap). */
+  private demote(slot: number): void {
+    const d = this.slots.data;
+    this.cls[slot] = PAST;
+    d[slot * SLOT_STRIDE + SLOT_KEY] = d[slot * SLOT_STRIDE + ARRIVAL_MS]!;
+    this.past.push(slot);
   }
 
   private noteLateDeadline(arrivalMs: number): void {
@@ -142,7 +165,8 @@ export class ModelQueue {
 
   /**
    * Move requests whose slack ran out from onTime to late ("slo" only). With `unreachable` set,
-   * requests whose TTFT deadline (arrival + SLO) has passed are removed and handed to it instead.
+   * requests whose TTFT deadline (arrival + SLO) has passed are removed and handed to it instead;
+   * otherwise, with demoteExpired, they move to `past`.
    * Running out of slack by the prefill estimate is not enough: the estimate errs high (it spreads
    * a step's time over decode tokens too), and failing on it failed requests that would have met
    * their SLO (ServeGen-32 on 3 simulated H100s: 98.6% → 94.5% TTFT attainment).
@@ -153,19 +177,26 @@ export class ModelQueue {
     const d = slots.data;
     const onTime = this.onTime;
     const slo = this.ttftSloMs;
+    const demote = unreachable === null && this.cfg.demoteExpired;
     for (let top = onTime.peek(); top >= 0 && slots.key(top) <= nowMs; top = onTime.peek()) {
       onTime.pop();
       const arrivalMs = d[top * SLOT_STRIDE + ARRIVAL_MS]!;
-      if (unreachable !== null && arrivalMs + slo <= nowMs) {
-        this.expired.push(this.take(top));
-        continue;
+      if (arrivalMs + slo <= nowMs) {
+        if (unreachable !== null) {
+          this.expired.push(this.take(top));
+          continue;
+        }
+        if (demote) {
+          this.demote(top);
+          continue;
+        }
       }
       this.cls[top] = LATE;
       d[top * SLOT_STRIDE + SLOT_KEY] = estimatePrefillMs(d[top * SLOT_STRIDE + NUM_TOKENS]!, this.keyedMsPerToken, this.cfg);
       this.late.push(top);
       this.noteLateDeadline(arrivalMs);
     }
-    if (unreachable === null) return;
+    if (unreachable === null && !demote) return;
     const late = this.late;
     if (late.size > 0 && this.lateMinDeadlineMs <= nowMs) {
       // Collect first, then remove: removing reorders the heap array being walked.
@@ -181,10 +212,12 @@ export class ModelQueue {
       }
       for (let i = 0; i < n; i++) {
         late.remove(gone[i]!);
-        this.expired.push(this.take(gone[i]!));
+        if (unreachable !== null) this.expired.push(this.take(gone[i]!));
+        else this.demote(gone[i]!);
       }
       this.lateMinDeadlineMs = min;
     }
+    if (unreachable === null) return;
     // Handed over only now: a sink may re-enter and queue or cancel requests.
     const expired = this.expired;
     for (let i = 0; i < expired.length; i++) unreachable(expired[i]!);
@@ -263,8 +296,10 @@ export class ModelQueue {
     const a = this.onTime.peek();
     const b = this.late.peek();
     if (a < 0 && b < 0) {
-      this.head = null;
-      return null;
+      const c = this.past.peek();
+      if (c >= 0) this.setHead(c, 2, slots.key(c));
+      else this.head = null;
+      return this.head;
     }
     const aValue = a < 0 ? Number.POSITIVE_INFINITY : this.cfg.policy === "fcfs" ? slots.key(a) : slots.key(a) - nowMs;
     const bValue = b < 0 ? Number.POSITIVE_INFINITY : slots.key(b);
@@ -282,10 +317,10 @@ export class ModelQueue {
     return r;
   }
 
-  /** Visit every queued request: resume, onTime, late, each in heap array order. */
+  /** Visit every queued request: resume, onTime, late, past, each in heap array order. */
   forEach(fn: (r: Request) => void): void {
     const items = this.slots.items;
-    for (const h of [this.resume, this.onTime, this.late]) {
+    for (const h of [this.resume, this.onTime, this.late, this.past]) {
       const slotAt = h.slotAt;
       for (let i = 0, n = h.size; i < n; i++) fn(items[slotAt[i]!]!);
     }
@@ -295,7 +330,7 @@ export class ModelQueue {
   drainAll(): Request[] {
     const out: Request[] = [];
     const items = this.slots.items;
-    for (const h of [this.resume, this.onTime, this.late]) {
+    for (const h of [this.resume, this.onTime, this.late, this.past]) {
       const slotAt = h.slotAt;
       for (let i = 0, n = h.takeAll(); i < n; i++) {
         const r = items[slotAt[i]!]!;
@@ -317,7 +352,7 @@ export class ModelQueue {
 
   private heapOf(slot: number): SlotHeap {
     const c = this.cls[slot]!;
-    return c === RESUME ? this.resume : c === ON_TIME ? this.onTime : this.late;
+    return c === RESUME ? this.resume : c === ON_TIME ? this.onTime : c === LATE ? this.late : this.past;
   }
 
   /** The request of a slot already out of its heap; frees the slot. */

@@ -45,6 +45,13 @@ export interface DeviceSchedulerConfig {
    */
   readonly abortUnreachable: boolean;
   /**
+   * Queued requests whose TTFT deadline has passed wait behind every request that can still meet
+   * its own ("slo" policy; abortUnreachable fails them instead). They are still served, in arrival
+   * order, as soon as nothing more urgent waits. Under overload, least-slack-first otherwise spends
+   * the device on requests that have already missed, and the ones behind them miss too.
+   */
+  readonly demoteExpired: boolean;
+  /**
    * Steps of the other models go on while a model's weights load (at most one load at a time). Only
    * for executors whose loadWeights really runs beside execute (a GPU's copy engine); with a
    * synchronous load (the embedded CPU engine copies on the calling thread) nothing overlaps.

@@ -203,6 +203,7 @@ export class PrismBackend implements ServingBackend {
       maxQueuedPerModel: Math.max(1, ...config.models.map((m) => m.maxQueue), 256),
       maxQueuedTotal: config.server.maxQueueTotal,
       abortUnreachable: sc.abortUnreachableSlo,
+      demoteExpired: sc.demoteExpired,
     });
     for (let i = 0; i < dc.count; i++) {
       const memory = new DeviceMemory({

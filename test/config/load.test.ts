@@ -25,6 +25,8 @@ test("defaults: 127.0.0.1:8000, policy prism, demo models on, one device", () =>
   assert.equal(c.server.host, "127.0.0.1");
   assert.equal(c.server.port, 8000);
   assert.equal(c.scheduler.policy, "prism");
+  assert.equal(c.scheduler.demoteExpired, true);
+  assert.equal(c.scheduler.abortUnreachableSlo, false);
   assert.equal(c.devices.count, 1);
   assert.equal(c.demoModels, true);
   assert.equal(c.devices.memoryBytes % c.devices.pageBytes, 0);
@@ -33,7 +35,7 @@ test("defaults: 127.0.0.1:8000, policy prism, demo models on, one device", () =>
 
 test("file < env < flags, and relative model paths resolve against the config file", () => {
   withFile(
-    `server:\n  port: 9001\n  api_keys: [a]\ndevices:\n  memory: 256MiB\n  page_size: 64KiB\nscheduler:\n  policy: static\nmodels:\n  - id: m\n    path: weights/m.gguf\n    keep_alive: 90s\n    ttft_ms: 700\n`,
+    `server:\n  port: 9001\n  api_keys: [a]\ndevices:\n  memory: 256MiB\n  page_size: 64KiB\nscheduler:\n  policy: static\n  demote_expired: false\nmodels:\n  - id: m\n    path: weights/m.gguf\n    keep_alive: 90s\n    ttft_ms: 700\n`,
     (path, dir) => {
       const fileOnly = loadConfig({ file: path, env: {} });
       assert.equal(fileOnly.server.port, 9001);
@@ -41,6 +43,7 @@ test("file < env < flags, and relative model paths resolve against the config fi
       assert.equal(fileOnly.devices.memoryBytes, 256 * 1024 * 1024);
       assert.equal(fileOnly.devices.pageBytes, 65536);
       assert.equal(fileOnly.scheduler.policy, "static");
+      assert.equal(fileOnly.scheduler.demoteExpired, false);
       assert.deepEqual(fileOnly.models[0]!.source, { kind: "file", path: join(dir, "weights/m.gguf") });
       assert.equal(fileOnly.models[0]!.keepAliveMs, 90_000);
       assert.equal(fileOnly.models[0]!.ttftSloMs, 700);

@@ -10,10 +10,10 @@ function preload(h: Harness, ...names: string[]): void {
   drive(h);
 }
 
-function craftedQueue(policy: "slo" | "fcfs"): number[] {
+function craftedQueue(policy: "slo" | "fcfs", demoteExpired = false): number[] {
   const h = makeScheduler({
     // One request runs at a time, so finish order = admission order; the estimate stays at its prior.
-    config: { policy, maxBatchSeqs: 1, maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
+    config: { policy, demoteExpired, maxBatchSeqs: 1, maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
     exec: { stepBaseMs: 0.001, msPerToken: 0 },
     budgetPages: 256,
   });
@@ -25,6 +25,7 @@ function craftedQueue(policy: "slo" | "fcfs"): number[] {
   submit(h, { id: 1, model: "a", arrivalMs: 900, prompt: 100, maxTokens: 1 }); // slack 800
   submit(h, { id: 2, model: "b", arrivalMs: 950, prompt: 10, maxTokens: 1 }); // slack 140
   submit(h, { id: 3, model: "a", arrivalMs: 990, prompt: 500, maxTokens: 1 }); // slack 490
+  // 4, 5 and 6 are also past their TTFT deadlines (900, 800, 1000).
   submit(h, { id: 4, model: "b", arrivalMs: 700, prompt: 50, maxTokens: 1 }); // late, est 50
   submit(h, { id: 5, model: "b", arrivalMs: 600, prompt: 20, maxTokens: 1 }); // late, est 20
   submit(h, { id: 6, model: "a", arrivalMs: 0, prompt: 300, maxTokens: 1 }); // late, est 300
@@ -35,6 +36,38 @@ function craftedQueue(policy: "slo" | "fcfs"): number[] {
 test("slo policy: late requests by shortest prefill interleave with on-time ones by slack (prototype priority)", () => {
   // priority = slack if > 0 else est: 5 (20), 4 (50), 2 (140), 6 (300), 3 (490), 1 (800)
   assert.deepEqual(craftedQueue("slo"), [5, 4, 2, 6, 3, 1]);
+});
+
+test("slo policy with demoteExpired (the default): requests past their TTFT deadline go after every other, by arrival", () => {
+  // On time by slack: 2 (140), 3 (490), 1 (800); then the expired ones by arrival: 6 (0), 5 (600), 4 (700).
+  assert.deepEqual(craftedQueue("slo", true), [2, 3, 1, 6, 5, 4]);
+  // FCFS has no deadline order: the setting changes nothing.
+  assert.deepEqual(craftedQueue("fcfs", true), craftedQueue("fcfs"));
+});
+
+function expiresWhileWaiting(demoteExpired: boolean): { order: number[]; late: string } {
+  const h = makeScheduler({
+    config: { demoteExpired, maxBatchSeqs: 1, maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
+    exec: { stepBaseMs: 100, msPerToken: 0 },
+    budgetPages: 256,
+  });
+  h.sched.addModel(makeProfile("a"), { ttftSloMs: 250 });
+  h.sched.addModel(makeProfile("b"), { ttftSloMs: 5000 });
+  preload(h, "a", "b");
+  h.clock.set(1000);
+  submit(h, { id: 1, model: "b", arrivalMs: 1000, prompt: 10, maxTokens: 4 }); // runs 4 steps: until 1400
+  drive(h, { before: (i) => i < 1 });
+  submit(h, { id: 2, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // deadline 1250: past by 1400
+  submit(h, { id: 3, model: "b", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // deadline 6000
+  drive(h);
+  return { order: h.sink.order, late: h.sink.outcomeOf(2) };
+}
+
+test("demoteExpired: a request is demoted when its deadline passes while it waits, and is still served", () => {
+  // Without demotion 2 is late (est 10) and goes before 3 (slack ≈ 4590); with it, 2 has missed
+  // anyway and 3 goes first. Either way 2 finishes.
+  assert.deepEqual(expiresWhileWaiting(false), { order: [1, 2, 3], late: "finished:length" });
+  assert.deepEqual(expiresWhileWaiting(true), { order: [1, 3, 2], late: "finished:length" });
 });
 
 test("fcfs policy: arrival order regardless of SLO", () => {

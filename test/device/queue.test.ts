@@ -126,7 +126,9 @@ test("SlotHeap: pops in (key, tie) order and keeps the textbook heap's array ord
 test("ModelQueue.rekey leaves the queue as draining it and pushing every fresh request again would (property)", () => {
   // The inlined re-key must match placeFresh exactly: keys, classes, and heap array order (which
   // drainAll and forEach expose, and so the order drained requests are handed back in).
-  const cfg = resolveDeviceSchedulerConfig({ prefillEstMinMs: 5, prefillEstMaxMs: 400 });
+  // With demoteExpired (the default) requests past their deadline sit in their own heap, which
+  // rekey leaves alone; without, they stay in `late`.
+  const cfgs = [true, false].map((demoteExpired) => resolveDeviceSchedulerConfig({ prefillEstMinMs: 5, prefillEstMaxMs: 400, demoteExpired }));
   const sink = { onToken() {}, onFinish() {} };
   fc.assert(
     fc.property(
@@ -135,7 +137,9 @@ test("ModelQueue.rekey leaves the queue as draining it and pushing every fresh r
       fc.constantFrom(0.125, 0.25, 0.5, 1, 2, 4),
       fc.constantFrom(0.125, 0.25, 0.5, 1, 2, 4),
       fc.integer({ min: 0, max: 2500 }),
-      (rows, rate0, rate1, nowMs) => {
+      fc.boolean(),
+      (rows, rate0, rate1, nowMs, demote) => {
+        const cfg = cfgs[demote ? 0 : 1]!;
         const make = (i: number, r: (typeof rows)[number]): Request => new Request({
           requestId: requestId(i), modelId: modelId("a"), promptTokens: new Int32Array(r.prompt).fill(1), maxTokens: 8,
           sampling: GREEDY, arrivalMs: r.arrival, sink, ...(r.generated > 0 ? { generatedTokens: new Int32Array(r.generated).fill(2) } : {}),
@@ -193,7 +197,8 @@ test("config validation names the option", () => {
 
 test("the prefill estimate is learned from measured prefill steps and re-keys the queue", () => {
   const h = makeScheduler({
-    config: { prefillMsPerTokenPrior: 1, prefillEstAlpha: 1, rekeyTolerance: 0.1, maxBatchSeqs: 1 },
+    // Request 1 (past its deadline) must run first, to teach the estimate: no demotion.
+    config: { prefillMsPerTokenPrior: 1, prefillEstAlpha: 1, rekeyTolerance: 0.1, maxBatchSeqs: 1, demoteExpired: false },
     exec: { stepBaseMs: 0, msPerToken: 0.01 },
   });
   h.sched.addModel(makeProfile("a"), { ttftSloMs: 1000 });

@@ -1,6 +1,7 @@
-// abortUnreachable in the simulator (the server's scheduler.abort_unreachable_slo): queued requests
-// fail once their TTFT deadline has passed; under overload that leaves the device to requests that
-// can still make it.
+// Requests past their TTFT deadline in the simulator. demoteExpired (the default; the server's
+// scheduler.demote_expired) serves them after every request that can still make its deadline;
+// abortUnreachable (scheduler.abort_unreachable_slo) fails them. Under overload both leave the
+// device to requests that can still make it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseModelsConfig } from "../../src/sim/models-file.ts";
@@ -19,7 +20,7 @@ function trace() {
 
 test("sim: with abortUnreachable, an overloaded device fails requests past their TTFT deadline and serves more on time", () => {
   const p = prepareWorkload(trace(), parseModelsConfig(MODELS), { name: "shed" });
-  const plain = runPolicy(p, { policy: "prism", devices: 1, rateScale: 3, deterministic: true }).summary;
+  const plain = runPolicy(p, { policy: "prism", devices: 1, rateScale: 3, deterministic: true, deviceConfig: { demoteExpired: false } }).summary;
   const shed = runPolicy(p, { policy: "prism", devices: 1, rateScale: 3, deterministic: true, deviceConfig: { abortUnreachable: true } }).summary;
   assert.equal(shed.requests, plain.requests);
   assert.equal(plain.ttft_misses.failed, 0);
@@ -30,4 +31,18 @@ test("sim: with abortUnreachable, an overloaded device fails requests past their
   // Static's FCFS queues have no deadline order: the setting changes nothing there.
   const st = (o: object) => JSON.stringify(runPolicy(p, { policy: "static", devices: 1, rateScale: 3, deterministic: true, ...o }).summary);
   assert.equal(st({ deviceConfig: { abortUnreachable: true } }), st({}));
+});
+
+test("sim: demoteExpired (the default) serves more requests on time under overload and still serves every request", () => {
+  const p = prepareWorkload(trace(), parseModelsConfig(MODELS), { name: "demote" });
+  const run = (o: object) => runPolicy(p, { policy: "prism", devices: 1, rateScale: 3, deterministic: true, ...o }).summary;
+  const plain = run({ deviceConfig: { demoteExpired: false } });
+  const demoted = run({});
+  assert.equal(demoted.requests, plain.requests);
+  assert.equal(demoted.failed, 0);
+  assert.ok(demoted.slo_attainment.ttft > plain.slo_attainment.ttft, `${demoted.slo_attainment.ttft} > ${plain.slo_attainment.ttft}`);
+  assert.equal(JSON.stringify(run({ deviceConfig: { demoteExpired: true } })), JSON.stringify(demoted));
+  // Static's FCFS queues have no deadline order: the setting changes nothing there.
+  const st = (o: object) => JSON.stringify(runPolicy(p, { policy: "static", devices: 1, rateScale: 3, deterministic: true, ...o }).summary);
+  assert.equal(st({ deviceConfig: { demoteExpired: false } }), st({}));
 });

@@ -41,6 +41,7 @@ interface SimFlags {
   timelineSample: string;
   control?: string;
   abortUnreachableSlo?: boolean;
+  demoteExpired?: boolean;
 }
 
 /** "k=v,k2=v2" over the keys of DEFAULT_CONTROL_CONFIG (numbers) → a partial ControlConfig. */
@@ -140,6 +141,7 @@ export function register(program: Command): void {
     .option("--timeline-sample <ms>", "memory sampling period of report timelines (ms)", "1000")
     .option("--control <k=v,...>", "global-scheduler settings for every policy (e.g. roundMs=5000,idleEvictMs=inf)")
     .option("--abort-unreachable-slo", "fail queued requests once their TTFT deadline has passed (the server's scheduler.abort_unreachable_slo; SLO-ordered policies only: prism)")
+    .option("--no-demote-expired", "keep queued requests past their TTFT deadline in least-slack order instead of behind every other request (the server's scheduler.demote_expired: false)")
     .action((flags: SimFlags) => {
       if (flags.models === undefined) throw usage("--models FILE is required");
       if (flags.trace === undefined) throw usage("--trace FILE is required");
@@ -161,7 +163,11 @@ export function register(program: Command): void {
       for (const w of p.warnings) process.stderr.write(`prism sim: warning: ${w}\n`);
       const devices = flags.devices !== undefined ? positiveInt("devices", flags.devices) : null;
       const control = parseControl(flags.control);
-      const shed = flags.abortUnreachableSlo === true ? { deviceConfig: { abortUnreachable: true } } : {};
+      const deviceConfig = {
+        ...(flags.abortUnreachableSlo === true ? { abortUnreachable: true } : {}),
+        ...(flags.demoteExpired === false ? { demoteExpired: false } : {}),
+      };
+      const deviceFlags = Object.keys(deviceConfig).length > 0 ? { deviceConfig } : {};
       const json = flags.json === true;
       const out = (s: string): void => {
         process.stdout.write(s.endsWith("\n") ? s : `${s}\n`);
@@ -179,7 +185,7 @@ export function register(program: Command): void {
           const points: { x: number; ttft: number; tpot: number; both: number }[] = [];
           for (const x of values) {
             const prep = kind === "slo" ? withSloScale(p, x) : p;
-            const s = runPolicy(prep, { policy, devices, seed, deterministic, control, ...shed, ...(kind === "rate" ? { rateScale: x } : {}) }).summary;
+            const s = runPolicy(prep, { policy, devices, seed, deterministic, control, ...deviceFlags, ...(kind === "rate" ? { rateScale: x } : {}) }).summary;
             runs.push({ x, ...s });
             points.push({ x, ttft: s.slo_attainment.ttft ?? 0, tpot: s.slo_attainment.tpot ?? 0, both: s.slo_attainment.both ?? 0 });
             if (!json) out(`${kind} ${x}: ${policy.padEnd(9)} TTFT ${pct(s.slo_attainment.ttft)}  TPOT ${pct(s.slo_attainment.tpot)}  both ${pct(s.slo_attainment.both)}  TTFT p99 ${ms(s.ttft_ms.p99)} ms`);
@@ -202,7 +208,7 @@ export function register(program: Command): void {
         const results: MinDevicesResult[] = [];
         for (const policy of policies) {
           const r = findMinDevices(p, {
-            policy, target, metric, seed, deterministic, control, ...shed, minDevices: 1, maxDevices: positiveInt("max-devices", flags.maxDevices),
+            policy, target, metric, seed, deterministic, control, ...deviceFlags, minDevices: 1, maxDevices: positiveInt("max-devices", flags.maxDevices),
           });
           results.push(r);
           if (!json) {
@@ -221,7 +227,7 @@ export function register(program: Command): void {
           const timelines: Timeline[] = [];
           for (const r of results) {
             if (r.devices === null) continue;
-            const t = runPolicy(p, { policy: r.policy, devices: r.devices, seed, control, ...shed, deterministic: true, timelineSampleMs: sampleMs }).timeline;
+            const t = runPolicy(p, { policy: r.policy, devices: r.devices, seed, control, ...deviceFlags, deterministic: true, timelineSampleMs: sampleMs }).timeline;
             if (t !== null) timelines.push(t);
           }
           writeFileSync(flags.report, renderSimReport({
@@ -239,7 +245,7 @@ export function register(program: Command): void {
       const summaries: SimSummary[] = [];
       const timelines: Timeline[] = [];
       for (const policy of policies) {
-        const r = runPolicy(p, { policy, devices, seed, deterministic, control, ...shed, ...(flags.report !== undefined ? { timelineSampleMs: sampleMs } : {}) });
+        const r = runPolicy(p, { policy, devices, seed, deterministic, control, ...deviceFlags, ...(flags.report !== undefined ? { timelineSampleMs: sampleMs } : {}) });
         summaries.push(r.summary);
         if (r.timeline !== null) timelines.push(r.timeline);
         if (!json) out(summaryText(r.summary, policies.length === 1));
