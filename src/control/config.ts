@@ -19,7 +19,7 @@ export function resolveControlConfig(partial: Partial<ControlConfig> = {}): Cont
     new PrismError("PRISM_CONFIG_INVALID", `control option ${option}=${String((c as unknown as Record<string, unknown>)[option])}: ${why}`, { option });
   const positive: (keyof ControlConfig)[] = ["roundMs", "rateWindowMs", "violationWindowMs", "loadBytesPerMs", "computeBytesPerMs"];
   for (const k of positive) if (!(c[k] > 0) || !Number.isFinite(c[k])) throw bad(k, "must be a finite number > 0");
-  const nonNegative: (keyof ControlConfig)[] = ["tau", "idleEvictMs", "swapMaxWaitMs"];
+  const nonNegative: (keyof ControlConfig)[] = ["tau", "idleEvictMs", "swapMaxWaitMs", "starvationMs"];
   if (!(c.activationStartMs >= 0) || !Number.isFinite(c.activationStartMs)) throw bad("activationStartMs", "must be a finite number ≥ 0");
   for (const k of nonNegative) if (!(c[k] >= 0)) throw bad(k, "must be a number ≥ 0");
   if (!(c.tau < 1)) throw bad("tau", "must be < 1 (a relative improvement)");

@@ -188,6 +188,12 @@ export interface ControlConfig {
    * models of strictly lower demand weight.
    */
   readonly swapMaxWaitMs: number;
+  /**
+   * Liveness: a model whose oldest request has waited this long takes room from idle models (no
+   * request queued or running) whatever they are worth. Otherwise a model whose demand has faded
+   * (the end of a burst, the end of the traffic) could wait forever behind idle models valued more.
+   */
+  readonly starvationMs: number;
   /** Requests the control layer holds per model while no instance can take them. */
   readonly maxPendingPerModel: number;
 }
@@ -206,5 +212,6 @@ export const DEFAULT_CONTROL_CONFIG: ControlConfig = Object.freeze({
   activationStartMs: 0,
   computeBytesPerMs: 4.945e11,
   swapMaxWaitMs: 2000,
+  starvationMs: 10_000,
   maxPendingPerModel: 256,
 });

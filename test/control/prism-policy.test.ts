@@ -250,6 +250,24 @@ test("prism: eviction takes the idle model worth least per byte (missRate = rate
   assert.deepEqual(p.onDemand(at(0.04), 3, 1000), { kind: "wait" });
 });
 
+test("prism: a starved model takes room from idle models whatever they are worth, only once its device has nothing to do", () => {
+  // "w" arrives more rarely than the cheapest victim misses, so it waits (previous test); after
+  // starvationMs its oldest request has starved, and once the device is idle it gets the room.
+  const keepAliveMs = Infinity; // lazy eviction, as by default: only for room
+  const at = (nowMs: number, busy: { running?: number; queued?: number }) => state(nowMs, [
+    model("busy", { rate: 1, weightMiB: 30, keepAliveMs }),
+    model("tight", { rate: 1, weightMiB: 30, ttftMs: 1, keepAliveMs }),
+    model("loose", { rate: 1, weightMiB: 30, ttftMs: 10_000, keepAliveMs }),
+    model("w", { rate: 0.04, weightMiB: 30, pending: 1, oldestPendingMs: 1000, keepAliveMs }),
+  ], [device(0, 100, [inst("busy", busy), inst("tight", { lastUsedMs: 100 }), inst("loose", { lastUsedMs: 200 })])]);
+  const p = new PrismPolicy(cfg({ starvationMs: 10_000 }));
+  assert.deepEqual(p.plan(at(10_999, {}), 10_999), [], "not starved yet");
+  assert.deepEqual(p.plan(at(11_000, { running: 1 }), 11_000), [], "starved, but the device is busy");
+  assert.deepEqual(p.plan(at(11_000, { queued: 1 }), 11_000), [], "starved, but the device has work queued");
+  // Idle now, "busy" is as cheap as "loose" (both reload within their SLO: 0.05/s) and used longer ago.
+  assert.deepEqual(p.plan(at(11_000, {}), 11_000), [deact("busy", 0), act("w", 0)]);
+});
+
 test("prism: the activation estimate includes activationStartMs (a fixed start cost can make a reload miss)", () => {
   // 60 MiB = 62914560 B at 6e6 B/ms = 10.49 ms; TTFT SLO 20 ms: misses only beyond 0.9 × 20 = 18 ms.
   const m = state(0, [model("m", { rate: 2, weightMiB: 60, ttftMs: 20 })], [device(0, 100)]).models[0]!;

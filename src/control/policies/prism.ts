@@ -364,7 +364,7 @@ export class PrismPolicy implements Policy {
    * (a device copies one model at a time), fewest expected misses per second (victims' missRate +
    * prefill interference), no eviction at all, lowest resulting KVPR, most shared KV, fewest victims.
    */
-  chooseDevice(ledger: PlanLedger, m: number): DeviceChoice | null {
+  chooseDevice(ledger: PlanLedger, m: number, starving = false): DeviceChoice | null {
     const share = ledger.demand[m]!;
     const mv = ledger.model(m);
     const totals = this.totals(ledger);
@@ -391,7 +391,11 @@ export class PrismPolicy implements Policy {
       }
       if (!ledger.fits(m, d, freedBytes)) continue;
       // Worth it only if the victims' cold starts cost less than leaving m out (all its requests wait).
-      if (loss > mv.demand.arrivalRatePerS) continue;
+      // Unless m has starved and the device has nothing to do: then idle models give way whatever
+      // they are worth (liveness; a busy device serves what can still meet its SLO first).
+      const dev = ledger.state.devices[d]!;
+      const idleDevice = dev.queuedRequests + dev.runningRequests === 0 && loads[d]! === 0;
+      if (loss > mv.demand.arrivalRatePerS && !(starving && idleDevice)) continue;
       loss += this.interference(mv, Math.max(0, exposure), Math.max(0, load));
       const kv = ledger.kvprWith(d, m, share, freedBytes, freedPressure);
       const shared = ledger.state.devices[d]!.memoryBytes - ledger.weightBytes[d]! + freedBytes;
@@ -538,7 +542,7 @@ export class PrismPolicy implements Policy {
     });
     let forced = false;
     for (const m of waiting) {
-      let choice = this.chooseDevice(ledger, m);
+      let choice = this.chooseDevice(ledger, m, nowMs - models[m]!.oldestPendingMs >= this.config.starvationMs);
       if (choice === null && !forced && nowMs - models[m]!.oldestPendingMs >= this.config.swapMaxWaitMs) {
         choice = makeRoom(ledger, m, (v) => this.settled(ledger, v));
         if (choice !== null && !this.worthSwap(ledger, models[m]!, choice.victims)) choice = null;
