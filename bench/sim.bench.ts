@@ -15,7 +15,8 @@
 // the baselines struggle and by how much prism beats them there.
 // Stress (with the sweeps; only these with --stress-only): every sweep policy at prism's and static's
 // devices needed under request rates ×4/×6/×8 and SLOs of 1/2/3× the dedicated p99, plus prism with
-// abort_unreachable_slo (load shedding past the TTFT deadline) and prism without demote_expired.
+// abort_unreachable_slo (load shedding past the TTFT deadline) and prism without demote_expired;
+// then capacity: the largest rate scale each policy keeps at 99% on static's devices needed.
 // Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed; only
 // this with --speed-only, e.g. `npm run bench:sim -- --speed-only`).
 // Wall times are from a shared 2-core machine: read them as rough.
@@ -27,7 +28,7 @@ import { join, resolve } from "node:path";
 import { readTrace } from "../src/workload/trace-format.ts";
 import { loadModelsFile, type SimModelsConfig } from "../src/sim/models-file.ts";
 import { demandLoadingMisses } from "../src/sim/lower-bound.ts";
-import { findMinDevices, lowerBoundFor, prepareWorkload, runPolicy, withSloScale, type PreparedWorkload, type SimSummary } from "../src/sim/experiment.ts";
+import { findMaxRate, findMinDevices, lowerBoundFor, prepareWorkload, runPolicy, withSloScale, type PreparedWorkload, type SimSummary } from "../src/sim/experiment.ts";
 import type { ControlConfig } from "../src/control/types.ts";
 import { renderSimReport, type DevicesNeeded } from "../src/sim/report.ts";
 
@@ -180,6 +181,24 @@ function stressTables(p: PreparedWorkload, deviceCounts: readonly number[]): str
   return out;
 }
 
+/**
+ * Capacity on the same GPUs (the paper's "requests served at 99% SLO attainment"): per sweep policy,
+ * the largest request-rate scale (SLOs of the ×1 trace) that keeps 99% TTFT attainment on `devices`,
+ * within 5%, and its ratio to static's. Returns the markdown lines.
+ */
+function capacityTable(p: PreparedWorkload, devices: number): string[] {
+  const out = [`Capacity: the largest request-rate scale keeping ${TARGET * 100}% TTFT attainment on ${devices} devices (static's devices needed; SLOs of the ×1 trace; within 5%)`,
+    "", "| policy | rate scale | × static's |", "|---|---|---|"];
+  const found = SWEEP_POLICIES.map((policy) => findMaxRate(p, { policy, devices, target: TARGET, deterministic: true, minScale: 1 / 8, maxScale: 16 }));
+  const st = found[1]!.rateScale;
+  for (const r of found) {
+    const x = r.rateScale === null ? "< ×0.125" : `${r.capped ? "≥ " : ""}×${r.rateScale.toFixed(2)}`;
+    const ratio = r.rateScale === null || st === null ? "–" : `${(r.rateScale / st).toFixed(2)}×`;
+    out.push(`| ${r.policy} | ${x} | ${ratio} |`);
+  }
+  return out;
+}
+
 function clairvoyant(p: PreparedWorkload, devices: number): ReturnType<typeof demandLoadingMisses> {
   return demandLoadingMisses(p.trace, p.models.map((m) => m.cost), p.models.map((m) => m.ttftSloMs), p.costModel, devices);
 }
@@ -243,6 +262,10 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
     const t0 = performance.now();
     const stress = stressTables(base, counts);
     console.log(`\n${stress.join("\n")}\n(stress: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    if (staticRow.devices !== null) {
+      const t1 = performance.now();
+      console.log(`\n${capacityTable(base, staticRow.devices).join("\n")}\n(capacity: ${((performance.now() - t1) / 1000).toFixed(0)} s)`);
+    }
   }
   devicesByWorkload.push({ name: w.name, needed: rows.map((r) => ({ policy: r.label, devices: r.devices })), lb: lb.devices });
 }

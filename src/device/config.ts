@@ -21,6 +21,7 @@ export const DEFAULT_DEVICE_SCHEDULER_CONFIG: DeviceSchedulerConfig = Object.fre
   rekeyTolerance: 0.1,
   abortUnreachable: false,
   demoteExpired: true,
+  lateMaxRunning: 8,
   // The embedded engine's loadWeights copies synchronously on the loop's thread: nothing to overlap.
   overlapLoads: false,
 });
@@ -62,6 +63,7 @@ export function resolveDeviceSchedulerConfig(partial: Partial<DeviceSchedulerCon
   positiveInt("blockTokens", c.blockTokens);
   positiveInt("maxQueuedPerModel", c.maxQueuedPerModel);
   positiveInt("maxQueuedTotal", c.maxQueuedTotal);
+  positiveInt("lateMaxRunning", c.lateMaxRunning);
   if (!Number.isSafeInteger(c.decodeMarginTokens) || c.decodeMarginTokens < 0) {
     throw invalid("decodeMarginTokens", c.decodeMarginTokens, "must be an integer ≥ 0");
   }

@@ -49,7 +49,7 @@ import type {
 } from "./types.ts";
 import { resolveModelServingConfig } from "./config.ts";
 import { ABSENT, ModelEntry } from "./model-entry.ts";
-import { headBefore } from "./model-queue.ts";
+import { headBefore, PAST_CLASS } from "./model-queue.ts";
 import { Request } from "./request.ts";
 import { RequestBuffers } from "./buffer-pool.ts";
 import { pickPreemptionVictim } from "./preemption.ts";
@@ -639,6 +639,10 @@ export class DeviceScheduler {
         if (best === null || headBefore(m.queue, best.queue)) best = m;
       }
       if (best === null) return;
+      // Past its deadline (demoteExpired): only into a lightly loaded device. Once admitted a request
+      // holds its batch slot and KV to the end; late work taken in a lull would fill the device
+      // for the next burst.
+      if (best.queue.headClass === PAST_CLASS && this.numRunningTotal >= cfg.lateMaxRunning) return;
       if (best.residency.kind === "loading") {
         // Its requests wait for the load (overlapLoads); less urgent heads go on, leaving the KV
         // room its head needs (the room tryActivate checked), so the activation still serves it.

@@ -24,6 +24,9 @@ import { estimatePrefillMs, latestStartMs } from "./slo-priority.ts";
 const ARRIVAL_MS = SLOT_EXTRA0;
 const NUM_TOKENS = SLOT_EXTRA1;
 
+/** headClass of a queue whose head is past its TTFT deadline (demoteExpired). */
+export const PAST_CLASS = 2;
+
 /** Which heap holds a slot. */
 const RESUME = 0;
 const ON_TIME = 1;
@@ -297,7 +300,7 @@ export class ModelQueue {
     const b = this.late.peek();
     if (a < 0 && b < 0) {
       const c = this.past.peek();
-      if (c >= 0) this.setHead(c, 2, slots.key(c));
+      if (c >= 0) this.setHead(c, PAST_CLASS, slots.key(c));
       else this.head = null;
       return this.head;
     }

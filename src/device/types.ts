@@ -52,6 +52,11 @@ export interface DeviceSchedulerConfig {
    */
   readonly demoteExpired: boolean;
   /**
+   * With demoteExpired, a request past its deadline is admitted only while fewer than this many
+   * sequences run on the device (≥ 1, so an idle device always takes it).
+   */
+  readonly lateMaxRunning: number;
+  /**
    * Steps of the other models go on while a model's weights load (at most one load at a time). Only
    * for executors whose loadWeights really runs beside execute (a GPU's copy engine); with a
    * synchronous load (the embedded CPU engine copies on the calling thread) nothing overlaps.

@@ -375,6 +375,79 @@ export function findMinDevices(p: PreparedWorkload, o: Omit<RunOptions, "devices
   return { policy: o.policy, devices: hi, tried, summary: summaries.get(hi) ?? null };
 }
 
+export interface MaxRateResult {
+  readonly policy: string;
+  readonly devices: number;
+  /** Largest rate scale found reaching the target (within `precision`), or null when even `minScale` does not. */
+  readonly rateScale: number | null;
+  /** True when `maxScale` itself reached the target (the real maximum may be higher). */
+  readonly capped: boolean;
+  /** Every run made, by rate scale. */
+  readonly tried: readonly { readonly rateScale: number; readonly attainment: number }[];
+}
+
+/**
+ * The largest request-rate scale (arrivals compressed, SLOs of the ×1 trace) at which `policy` on
+ * `devices` devices still reaches `target` attainment of `metric`: the paper's "requests served at
+ * 99% SLO attainment" on the same GPUs. From ×1, doubling (or halving) until the outcome flips,
+ * then geometric bisection until the bracket is within `precision` (assumes attainment falls as
+ * the rate grows; deterministic).
+ */
+export function findMaxRate(p: PreparedWorkload, o: Omit<RunOptions, "rateScale"> & {
+  readonly target: number;
+  readonly metric?: AttainmentMetric;
+  readonly minScale?: number;
+  readonly maxScale?: number;
+  /** Stop when hi / lo ≤ this (default 1.05). */
+  readonly precision?: number;
+}): MaxRateResult {
+  const metric = o.metric ?? "ttft";
+  const minScale = o.minScale ?? 1 / 16;
+  const maxScale = o.maxScale ?? 16;
+  const precision = o.precision ?? 1.05;
+  if (!(minScale > 0 && maxScale >= minScale && precision > 1)) {
+    throw new PrismError("PRISM_SIM_INVALID", `findMaxRate: need 0 < minScale ≤ maxScale and precision > 1`, { minScale, maxScale, precision });
+  }
+  const tried: { rateScale: number; attainment: number }[] = [];
+  const ok = (x: number): boolean => {
+    const a = runPolicy(p, { ...o, rateScale: x }).summary.slo_attainment[metric] ?? 0;
+    tried.push({ rateScale: x, attainment: a });
+    return a >= o.target;
+  };
+  const start = Math.min(maxScale, Math.max(minScale, 1));
+  let lo: number; // largest known success
+  let hi: number; // smallest known failure
+  if (ok(start)) {
+    lo = start;
+    for (;;) {
+      if (lo >= maxScale) return { policy: o.policy, devices: o.devices, rateScale: lo, capped: true, tried };
+      const x = Math.min(maxScale, lo * 2);
+      if (!ok(x)) {
+        hi = x;
+        break;
+      }
+      lo = x;
+    }
+  } else {
+    hi = start;
+    for (;;) {
+      if (hi <= minScale) return { policy: o.policy, devices: o.devices, rateScale: null, capped: false, tried };
+      const x = Math.max(minScale, hi / 2);
+      if (ok(x)) {
+        lo = x;
+        break;
+      }
+      hi = x;
+    }
+  }
+  while (hi / lo > precision) {
+    const mid = Math.sqrt(lo * hi);
+    if (ok(mid)) lo = mid;
+    else hi = mid;
+  }
+  return { policy: o.policy, devices: o.devices, rateScale: lo, capped: false, tried };
+}
+
 /**
  * The fluid lower bound on devices for a prepared workload (see lower-bound.ts), for serving a
  * `targetAttainment` fraction of the requests (default 1: all of them).

@@ -63,6 +63,28 @@ function expiresWhileWaiting(demoteExpired: boolean): { order: number[]; late: s
   return { order: h.sink.order, late: h.sink.outcomeOf(2) };
 }
 
+function lateBesideLongRequest(lateMaxRunning: number): number[] {
+  const h = makeScheduler({
+    config: { lateMaxRunning, maxBatchSeqs: 8, maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
+    exec: { stepBaseMs: 100, msPerToken: 0 },
+    budgetPages: 256,
+  });
+  h.sched.addModel(makeProfile("a"), { ttftSloMs: 5000 });
+  h.sched.addModel(makeProfile("b"), { ttftSloMs: 250 });
+  preload(h, "a", "b");
+  h.clock.set(1000);
+  submit(h, { id: 1, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 6 }); // runs 6 steps: until 1600
+  submit(h, { id: 2, model: "b", arrivalMs: 0, prompt: 10, maxTokens: 1 }); // past its deadline (250) on arrival
+  drive(h);
+  return h.sink.order;
+}
+
+test("lateMaxRunning: a request past its deadline joins the batch only while fewer than that many run", () => {
+  // One running (request 1): with lateMaxRunning 1 request 2 waits for it; with 2 it runs beside it.
+  assert.deepEqual(lateBesideLongRequest(1), [1, 2]);
+  assert.deepEqual(lateBesideLongRequest(2), [2, 1]);
+});
+
 test("demoteExpired: a request is demoted when its deadline passes while it waits, and is still served", () => {
   // Without demotion 2 is late (est 10) and goes before 3 (slack ≈ 4590); with it, 2 has missed
   // anyway and 3 goes first. Either way 2 finishes.

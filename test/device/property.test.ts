@@ -30,6 +30,7 @@ const setup = fc.record({
   policy: fc.constantFrom("slo" as const, "fcfs" as const),
   abortUnreachable: fc.boolean(),
   demoteExpired: fc.boolean(),
+  lateMaxRunning: fc.constantFrom(1, 2, 8),
   keepAliveMs: fc.constantFrom(0, 40, Number.POSITIVE_INFINITY),
   maxBatchSeqs: fc.integer({ min: 1, max: 8 }),
   pinFirst: fc.boolean(),
@@ -45,7 +46,7 @@ test("random workloads: exactly-once outcomes, correct tokens, no leaked blocks,
       const profiles = MODELS.map((name, i) => makeProfile(name, { weightBytes: WEIGHT_PAGES[i]! * PAGE_BYTES, eosTokenIds: i === 0 ? [7] : [100_000] }));
       const h = makeScheduler({
         budgetPages: s.budgetPages,
-        config: { policy: s.policy, abortUnreachable: s.abortUnreachable, demoteExpired: s.demoteExpired, maxBatchSeqs: s.maxBatchSeqs, decodeMarginTokens: s.decodeMarginTokens, maxBatchTokens: 48, prefillChunkTokens: 24 },
+        config: { policy: s.policy, abortUnreachable: s.abortUnreachable, demoteExpired: s.demoteExpired, lateMaxRunning: s.lateMaxRunning, maxBatchSeqs: s.maxBatchSeqs, decodeMarginTokens: s.decodeMarginTokens, maxBatchTokens: 48, prefillChunkTokens: 24 },
         exec: { profiles, loadMsPerByte: 0.0001 },
       });
       profiles.forEach((p, i) => h.sched.addModel(p, { keepAliveMs: s.keepAliveMs, ttftSloMs: 200 + 100 * i, pinned: s.pinFirst && i === 0 }));
