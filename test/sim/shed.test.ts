@@ -4,6 +4,11 @@
 // device to requests that can still make it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { formatTrace } from "../../src/workload/trace-format.ts";
 import { parseModelsConfig } from "../../src/sim/models-file.ts";
 import { prepareWorkload, runPolicy } from "../../src/sim/experiment.ts";
 import { makeTrace } from "./helpers.ts";
@@ -45,4 +50,30 @@ test("sim: demoteExpired (the default) serves more requests on time under overlo
   // Static's FCFS queues have no deadline order: the setting changes nothing there.
   const st = (o: object) => JSON.stringify(runPolicy(p, { policy: "static", devices: 1, rateScale: 3, deterministic: true, ...o }).summary);
   assert.equal(st({ deviceConfig: { demoteExpired: false } }), st({}));
+});
+
+test("prism sim --no-demote-expired / --abort-unreachable-slo: the CLI runs what runPolicy runs with those settings", () => {
+  const dir = mkdtempSync(join(tmpdir(), "prism-demote-"));
+  try {
+    const models = join(dir, "models.yaml");
+    writeFileSync(models, `device: h100\nslo_scale: 5\nmodels:\n${MODELS.models.map((m) => `  - { id: ${m.id}, arch: ${m.arch} }`).join("\n")}\n`);
+    const traceFile = join(dir, "trace.csv");
+    writeFileSync(traceFile, formatTrace(trace()));
+    const cli = (...flags: string[]): number => {
+      const r = spawnSync(process.execPath, [resolve(import.meta.dirname, "../../bin/prism.js"), "sim", "--models", models, "--trace", traceFile,
+        "--policy", "prism", "--devices", "1", "--json", "--deterministic", "--sweep", "rate=3:3", ...flags], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout).runs[0].slo_attainment.ttft;
+    };
+    const p = prepareWorkload(trace(), parseModelsConfig(MODELS), { name: "cli" });
+    const lib = (deviceConfig?: object): number =>
+      runPolicy(p, { policy: "prism", devices: 1, rateScale: 3, deterministic: true, ...(deviceConfig ? { deviceConfig } : {}) }).summary.slo_attainment.ttft;
+    const [byDefault, noDemotion, shed] = [lib(), lib({ demoteExpired: false }), lib({ abortUnreachable: true })];
+    assert.notEqual(byDefault, noDemotion);
+    assert.equal(cli(), byDefault);
+    assert.equal(cli("--no-demote-expired"), noDemotion);
+    assert.equal(cli("--abort-unreachable-slo"), shed);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
