@@ -189,7 +189,7 @@ function stressTables(p: PreparedWorkload, deviceCounts: readonly number[]): str
 function capacityTable(p: PreparedWorkload, devices: number): string[] {
   const out = [`Capacity: the largest request-rate scale keeping ${TARGET * 100}% TTFT attainment on ${devices} devices (static's devices needed; SLOs of the ×1 trace; within 5%)`,
     "", "| policy | rate scale | × static's |", "|---|---|---|"];
-  const found = SWEEP_POLICIES.map((policy) => findMaxRate(p, { policy, devices, target: TARGET, deterministic: true, minScale: 1 / 8, maxScale: 16 }));
+  const found = SWEEP_POLICIES.map((policy) => findMaxRate(p, { policy, devices, target: TARGET, deterministic: true, minScale: 1 / 8, maxScale: 64 }));
   const st = found[1]!.rateScale;
   for (const r of found) {
     const x = r.rateScale === null ? "< ×0.125" : `${r.capped ? "≥ " : ""}×${r.rateScale.toFixed(2)}`;
