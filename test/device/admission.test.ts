@@ -2,7 +2,7 @@
 // chunked prefill never stalls running decodes.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { drive, makeProfile, makeScheduler, submit, type Harness } from "../helpers/device-harness.ts";
+import { drive, makeProfile, makeScheduler, submit, type Harness, type HarnessOptions } from "../helpers/device-harness.ts";
 import { modelId } from "../../src/core/ids.ts";
 
 function preload(h: Harness, ...names: string[]): void {
@@ -10,17 +10,25 @@ function preload(h: Harness, ...names: string[]): void {
   drive(h);
 }
 
-function craftedQueue(policy: "slo" | "fcfs", demoteExpired = false): number[] {
+/**
+ * Resident models with the given TTFT SLOs, fixed-length steps, the estimate at its 1 ms/token prior
+ * (never re-keyed), the clock at 1000; `config` on top.
+ */
+function sloHarness(config: HarnessOptions["config"], stepMs: number, slos: Record<string, number>): Harness {
   const h = makeScheduler({
-    // One request runs at a time, so finish order = admission order; the estimate stays at its prior.
-    config: { policy, demoteExpired, maxBatchSeqs: 1, maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
-    exec: { stepBaseMs: 0.001, msPerToken: 0 },
+    config: { maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9, ...config },
+    exec: { stepBaseMs: stepMs, msPerToken: 0 },
     budgetPages: 256,
   });
-  h.sched.addModel(makeProfile("a"), { ttftSloMs: 1000 });
-  h.sched.addModel(makeProfile("b"), { ttftSloMs: 200 });
-  preload(h, "a", "b");
+  for (const [name, ttftSloMs] of Object.entries(slos)) h.sched.addModel(makeProfile(name), { ttftSloMs });
+  preload(h, ...Object.keys(slos));
   h.clock.set(1000);
+  return h;
+}
+
+function craftedQueue(policy: "slo" | "fcfs", demoteExpired = false): number[] {
+  // One request runs at a time, so finish order = admission order.
+  const h = sloHarness({ policy, demoteExpired, maxBatchSeqs: 1 }, 0.001, { a: 1000, b: 200 });
   // estimate = 1 ms per prompt token; key = arrival + ttft − est; late when key ≤ now (1000).
   submit(h, { id: 1, model: "a", arrivalMs: 900, prompt: 100, maxTokens: 1 }); // slack 800
   submit(h, { id: 2, model: "b", arrivalMs: 950, prompt: 10, maxTokens: 1 }); // slack 140
@@ -46,35 +54,19 @@ test("slo policy with demoteExpired (the default): requests past their TTFT dead
 });
 
 function expiresWhileWaiting(demoteExpired: boolean): { order: number[]; late: string } {
-  const h = makeScheduler({
-    config: { demoteExpired, maxBatchSeqs: 1, maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
-    exec: { stepBaseMs: 100, msPerToken: 0 },
-    budgetPages: 256,
-  });
-  h.sched.addModel(makeProfile("a"), { ttftSloMs: 250 });
-  h.sched.addModel(makeProfile("b"), { ttftSloMs: 5000 });
-  preload(h, "a", "b");
-  h.clock.set(1000);
-  submit(h, { id: 1, model: "b", arrivalMs: 1000, prompt: 10, maxTokens: 4 }); // runs 4 steps: until 1400
+  const h = sloHarness({ demoteExpired, maxBatchSeqs: 1 }, 100, { tight: 250, loose: 5000 });
+  submit(h, { id: 1, model: "loose", arrivalMs: 1000, prompt: 10, maxTokens: 4 }); // runs 4 steps: until 1400
   drive(h, { before: (i) => i < 1 });
-  submit(h, { id: 2, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // deadline 1250: past by 1400
-  submit(h, { id: 3, model: "b", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // deadline 6000
+  submit(h, { id: 2, model: "tight", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // deadline 1250: past by 1400
+  submit(h, { id: 3, model: "loose", arrivalMs: 1000, prompt: 10, maxTokens: 1 }); // deadline 6000
   drive(h);
   return { order: h.sink.order, late: h.sink.outcomeOf(2) };
 }
 
 function lateBesideLongRequest(lateMaxRunning: number): number[] {
-  const h = makeScheduler({
-    config: { lateMaxRunning, maxBatchSeqs: 8, maxBatchTokens: 512, prefillChunkTokens: 512, prefillMsPerTokenPrior: 1, rekeyTolerance: 1e9 },
-    exec: { stepBaseMs: 100, msPerToken: 0 },
-    budgetPages: 256,
-  });
-  h.sched.addModel(makeProfile("a"), { ttftSloMs: 5000 });
-  h.sched.addModel(makeProfile("b"), { ttftSloMs: 250 });
-  preload(h, "a", "b");
-  h.clock.set(1000);
-  submit(h, { id: 1, model: "a", arrivalMs: 1000, prompt: 10, maxTokens: 6 }); // runs 6 steps: until 1600
-  submit(h, { id: 2, model: "b", arrivalMs: 0, prompt: 10, maxTokens: 1 }); // past its deadline (250) on arrival
+  const h = sloHarness({ lateMaxRunning, maxBatchSeqs: 8 }, 100, { tight: 250, loose: 5000 });
+  submit(h, { id: 1, model: "loose", arrivalMs: 1000, prompt: 10, maxTokens: 6 }); // runs 6 steps: until 1600
+  submit(h, { id: 2, model: "tight", arrivalMs: 0, prompt: 10, maxTokens: 1 }); // past its deadline (250) on arrival
   drive(h);
   return h.sink.order;
 }
