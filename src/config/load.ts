@@ -63,6 +63,7 @@ export interface ServeConfig {
     readonly prefillChunkTokens: number;
     readonly abortUnreachableSlo: boolean;
     readonly demoteExpired: boolean;
+    readonly lateMaxRunning: number;
   };
   readonly limits: {
     readonly defaultMaxTokens: number;
@@ -302,7 +303,7 @@ function normalise(c: ParsedConfig, baseDir: string, cwd: string): ServeConfig {
       idleEvictMs: parseDurationMs(c.scheduler.idle_evict, "scheduler.idle_evict"),
       maxBatchTokens: c.scheduler.max_batch_tokens, maxBatchSeqs: c.scheduler.max_batch_seqs,
       prefillChunkTokens: c.scheduler.prefill_chunk_tokens, abortUnreachableSlo: c.scheduler.abort_unreachable_slo,
-      demoteExpired: c.scheduler.demote_expired,
+      demoteExpired: c.scheduler.demote_expired, lateMaxRunning: c.scheduler.late_max_running,
     },
     limits: {
       defaultMaxTokens: c.limits.default_max_tokens, maxN: c.limits.max_n, maxStopStrings: c.limits.max_stop_strings,

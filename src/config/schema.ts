@@ -73,6 +73,7 @@ export const SchedulerSchema = z.strictObject({
   prefill_chunk_tokens: z.number().int().positive().default(128),
   abort_unreachable_slo: z.boolean().default(false),
   demote_expired: z.boolean().default(true),
+  late_max_running: z.number().int().positive().default(8),
 });
 
 export const LimitsSchema = z.strictObject({

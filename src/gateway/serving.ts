@@ -204,6 +204,7 @@ export class PrismBackend implements ServingBackend {
       maxQueuedTotal: config.server.maxQueueTotal,
       abortUnreachable: sc.abortUnreachableSlo,
       demoteExpired: sc.demoteExpired,
+      lateMaxRunning: sc.lateMaxRunning,
     });
     for (let i = 0; i < dc.count; i++) {
       const memory = new DeviceMemory({

@@ -26,6 +26,7 @@ test("defaults: 127.0.0.1:8000, policy prism, demo models on, one device", () =>
   assert.equal(c.server.port, 8000);
   assert.equal(c.scheduler.policy, "prism");
   assert.equal(c.scheduler.demoteExpired, true);
+  assert.equal(c.scheduler.lateMaxRunning, 8);
   assert.equal(c.scheduler.abortUnreachableSlo, false);
   assert.equal(c.devices.count, 1);
   assert.equal(c.demoModels, true);
@@ -35,7 +36,7 @@ test("defaults: 127.0.0.1:8000, policy prism, demo models on, one device", () =>
 
 test("file < env < flags, and relative model paths resolve against the config file", () => {
   withFile(
-    `server:\n  port: 9001\n  api_keys: [a]\ndevices:\n  memory: 256MiB\n  page_size: 64KiB\nscheduler:\n  policy: static\n  demote_expired: false\nmodels:\n  - id: m\n    path: weights/m.gguf\n    keep_alive: 90s\n    ttft_ms: 700\n`,
+    `server:\n  port: 9001\n  api_keys: [a]\ndevices:\n  memory: 256MiB\n  page_size: 64KiB\nscheduler:\n  policy: static\n  demote_expired: false\n  late_max_running: 2\nmodels:\n  - id: m\n    path: weights/m.gguf\n    keep_alive: 90s\n    ttft_ms: 700\n`,
     (path, dir) => {
       const fileOnly = loadConfig({ file: path, env: {} });
       assert.equal(fileOnly.server.port, 9001);
@@ -44,6 +45,7 @@ test("file < env < flags, and relative model paths resolve against the config fi
       assert.equal(fileOnly.devices.pageBytes, 65536);
       assert.equal(fileOnly.scheduler.policy, "static");
       assert.equal(fileOnly.scheduler.demoteExpired, false);
+      assert.equal(fileOnly.scheduler.lateMaxRunning, 2);
       assert.deepEqual(fileOnly.models[0]!.source, { kind: "file", path: join(dir, "weights/m.gguf") });
       assert.equal(fileOnly.models[0]!.keepAliveMs, 90_000);
       assert.equal(fileOnly.models[0]!.ttftSloMs, 700);
@@ -74,6 +76,7 @@ test("unknown keys are rejected, naming the key and the likely fix", () => {
 test("bad values name the key: types, ranges, sizes, durations, policies, env values, YAML syntax, missing file", () => {
   assert.throws(() => loadConfig({ env: {}, flags: { "server.port": 70000 } }), code("PRISM_CONFIG_INVALID", /server\.port/));
   assert.throws(() => loadConfig({ env: {}, flags: { "scheduler.policy": "roundrobin" } }), code("PRISM_CONFIG_INVALID", /scheduler\.policy/));
+  assert.throws(() => loadConfig({ env: {}, flags: { "scheduler.late_max_running": 0 } }), code("PRISM_CONFIG_INVALID", /scheduler\.late_max_running/));
   assert.throws(() => loadConfig({ env: {}, flags: { "devices.page_size": "3000" } }), code("PRISM_CONFIG_INVALID", /power of two/));
   assert.throws(() => loadConfig({ env: {}, flags: { "devices.memory": "8GiB" } }), code("PRISM_CONFIG_INVALID", /3\.5GiB/));
   assert.throws(() => loadConfig({ env: {}, flags: { "devices.memory": "lots" } }), code("PRISM_CONFIG_INVALID", /devices\.memory/));
