@@ -64,6 +64,7 @@ export interface ServeConfig {
     readonly abortUnreachableSlo: boolean;
     readonly demoteExpired: boolean;
     readonly lateMaxRunning: number;
+    readonly lateMaxWaitMs: number;
   };
   readonly limits: {
     readonly defaultMaxTokens: number;
@@ -304,6 +305,7 @@ function normalise(c: ParsedConfig, baseDir: string, cwd: string): ServeConfig {
       maxBatchTokens: c.scheduler.max_batch_tokens, maxBatchSeqs: c.scheduler.max_batch_seqs,
       prefillChunkTokens: c.scheduler.prefill_chunk_tokens, abortUnreachableSlo: c.scheduler.abort_unreachable_slo,
       demoteExpired: c.scheduler.demote_expired, lateMaxRunning: c.scheduler.late_max_running,
+      lateMaxWaitMs: parseDurationMs(c.scheduler.late_max_wait, "scheduler.late_max_wait"),
     },
     limits: {
       defaultMaxTokens: c.limits.default_max_tokens, maxN: c.limits.max_n, maxStopStrings: c.limits.max_stop_strings,

@@ -74,6 +74,7 @@ export const SchedulerSchema = z.strictObject({
   abort_unreachable_slo: z.boolean().default(false),
   demote_expired: z.boolean().default(true),
   late_max_running: z.number().int().positive().default(8),
+  late_max_wait: duration.default("60s"),
 });
 
 export const LimitsSchema = z.strictObject({

@@ -22,6 +22,7 @@ export const DEFAULT_DEVICE_SCHEDULER_CONFIG: DeviceSchedulerConfig = Object.fre
   abortUnreachable: false,
   demoteExpired: true,
   lateMaxRunning: 8,
+  lateMaxWaitMs: 60_000,
   // The embedded engine's loadWeights copies synchronously on the loop's thread: nothing to overlap.
   overlapLoads: false,
 });
@@ -64,6 +65,7 @@ export function resolveDeviceSchedulerConfig(partial: Partial<DeviceSchedulerCon
   positiveInt("maxQueuedPerModel", c.maxQueuedPerModel);
   positiveInt("maxQueuedTotal", c.maxQueuedTotal);
   positiveInt("lateMaxRunning", c.lateMaxRunning);
+  if (!(c.lateMaxWaitMs > 0)) throw invalid("lateMaxWaitMs", c.lateMaxWaitMs, "must be > 0 ms (Infinity = never)");
   if (!Number.isSafeInteger(c.decodeMarginTokens) || c.decodeMarginTokens < 0) {
     throw invalid("decodeMarginTokens", c.decodeMarginTokens, "must be an integer ≥ 0");
   }

@@ -901,15 +901,20 @@ export class DeviceScheduler {
   private promoteLate(nowMs: number): void {
     const abort = this.config.abortUnreachable;
     for (const m of this.models) {
-      if (m === null || m.queue.numOnTime + m.queue.numLate === 0) continue;
-      m.queue.promoteLate(nowMs, abort ? (r) => this.abortUnreachable(r, m, nowMs) : null);
+      if (m === null) continue;
+      const q = m.queue;
+      if (q.numOnTime + q.numLate === 0 && q.numPast === 0) continue;
+      // A failure callback only where something may fail (no closure per model per step otherwise).
+      const mayFail = abort || q.earliestPastExpiry() <= nowMs;
+      q.promoteLate(nowMs, mayFail ? (r) => this.abortUnreachable(r, m, nowMs) : null);
     }
   }
 
   private abortUnreachable(r: Request, m: ModelEntry, nowMs: number): void {
     this.numQueuedTotal--;
-    const err = new PrismError("PRISM_SLO_UNREACHABLE", `request ${r.id} of ${m.id} can no longer meet its TTFT SLO of ${m.serving.ttftSloMs} ms`, {
-      requestId: r.id, modelId: m.id, ttftSloMs: m.serving.ttftSloMs,
+    const waitedMs = Math.round(nowMs - r.arrivalMs);
+    const err = new PrismError("PRISM_SLO_UNREACHABLE", `request ${r.id} of ${m.id} can no longer meet its TTFT SLO of ${m.serving.ttftSloMs} ms (queued ${waitedMs} ms)`, {
+      requestId: r.id, modelId: m.id, ttftSloMs: m.serving.ttftSloMs, waitedMs,
     });
     this.finish(r, { kind: "failed", error: err }, nowMs, -1);
   }
@@ -1019,7 +1024,10 @@ export class DeviceScheduler {
     }
   }
 
-  /** Earliest time a keep-alive expires or (with abortUnreachable) a queued request turns late or expires. */
+  /**
+   * Earliest time a keep-alive expires, (with abortUnreachable) a queued request turns late or
+   * expires, or (with demoteExpired) a demoted request has waited lateMaxWaitMs.
+   */
   private nextWakeMs(): number | null {
     let wake = Number.POSITIVE_INFINITY;
     for (const m of this.models) {
@@ -1027,6 +1035,8 @@ export class DeviceScheduler {
       if (m.residency.kind === "resident" && !m.pinned && m.isIdle) wake = Math.min(wake, m.idleSinceMs + m.serving.keepAliveMs);
       if (this.config.abortUnreachable) {
         wake = Math.min(wake, m.queue.earliestOnTimeKey(), m.queue.earliestLateDeadline());
+      } else if (this.config.demoteExpired) {
+        wake = Math.min(wake, m.queue.earliestPastExpiry());
       }
     }
     return Number.isFinite(wake) ? wake : null;

@@ -57,6 +57,12 @@ export interface DeviceSchedulerConfig {
    */
   readonly lateMaxRunning: number;
   /**
+   * With demoteExpired, a request still queued this long after its arrival fails
+   * (PRISM_SLO_UNREACHABLE): under sustained overload a missed request gets an answer within a
+   * bounded time instead of waiting for a lull. Infinity = never.
+   */
+  readonly lateMaxWaitMs: number;
+  /**
    * Steps of the other models go on while a model's weights load (at most one load at a time). Only
    * for executors whose loadWeights really runs beside execute (a GPU's copy engine); with a
    * synchronous load (the embedded CPU engine copies on the calling thread) nothing overlaps.

@@ -205,6 +205,7 @@ export class PrismBackend implements ServingBackend {
       abortUnreachable: sc.abortUnreachableSlo,
       demoteExpired: sc.demoteExpired,
       lateMaxRunning: sc.lateMaxRunning,
+      lateMaxWaitMs: sc.lateMaxWaitMs,
     });
     for (let i = 0; i < dc.count; i++) {
       const memory = new DeviceMemory({

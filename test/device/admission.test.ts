@@ -77,6 +77,19 @@ test("lateMaxRunning: a request past its deadline joins the batch only while few
   assert.deepEqual(lateBesideLongRequest(2), [2, 1]);
 });
 
+test("lateMaxWaitMs: a demoted request still queued that long after arriving fails (PRISM_SLO_UNREACHABLE) at that time", () => {
+  const run = (lateMaxWaitMs: number) => {
+    const h = sloHarness({ lateMaxRunning: 1, lateMaxWaitMs, maxBatchSeqs: 8 }, 100, { tight: 250, loose: 5000 });
+    submit(h, { id: 1, model: "loose", arrivalMs: 1000, prompt: 10, maxTokens: 6 }); // runs until 1600
+    submit(h, { id: 2, model: "tight", arrivalMs: 0, prompt: 10, maxTokens: 1 }); // past; held back while 1 runs
+    drive(h);
+    return { order: h.sink.order, outcome: h.sink.outcomeOf(2), atMs: h.sink.finished.get(2)?.atMs };
+  };
+  // Waited 1300 ms at 1300, while request 1 still runs: failed then, not served at 1600.
+  assert.deepEqual(run(1300), { order: [2, 1], outcome: "failed:PRISM_SLO_UNREACHABLE", atMs: 1300 });
+  assert.deepEqual(run(Number.POSITIVE_INFINITY), { order: [1, 2], outcome: "finished:length", atMs: 1700 });
+});
+
 test("demoteExpired: a request is demoted when its deadline passes while it waits, and is still served", () => {
   // Without demotion 2 is late (est 10) and goes before 3 (slack ≈ 4590); with it, 2 has missed
   // anyway and 3 goes first. Either way 2 finishes.

@@ -31,6 +31,7 @@ const setup = fc.record({
   abortUnreachable: fc.boolean(),
   demoteExpired: fc.boolean(),
   lateMaxRunning: fc.constantFrom(1, 2, 8),
+  lateMaxWaitMs: fc.constantFrom(50, 400, Number.POSITIVE_INFINITY),
   keepAliveMs: fc.constantFrom(0, 40, Number.POSITIVE_INFINITY),
   maxBatchSeqs: fc.integer({ min: 1, max: 8 }),
   pinFirst: fc.boolean(),
@@ -46,7 +47,7 @@ test("random workloads: exactly-once outcomes, correct tokens, no leaked blocks,
       const profiles = MODELS.map((name, i) => makeProfile(name, { weightBytes: WEIGHT_PAGES[i]! * PAGE_BYTES, eosTokenIds: i === 0 ? [7] : [100_000] }));
       const h = makeScheduler({
         budgetPages: s.budgetPages,
-        config: { policy: s.policy, abortUnreachable: s.abortUnreachable, demoteExpired: s.demoteExpired, lateMaxRunning: s.lateMaxRunning, maxBatchSeqs: s.maxBatchSeqs, decodeMarginTokens: s.decodeMarginTokens, maxBatchTokens: 48, prefillChunkTokens: 24 },
+        config: { policy: s.policy, abortUnreachable: s.abortUnreachable, demoteExpired: s.demoteExpired, lateMaxRunning: s.lateMaxRunning, lateMaxWaitMs: s.lateMaxWaitMs, maxBatchSeqs: s.maxBatchSeqs, decodeMarginTokens: s.decodeMarginTokens, maxBatchTokens: 48, prefillChunkTokens: 24 },
         exec: { profiles, loadMsPerByte: 0.0001 },
       });
       profiles.forEach((p, i) => h.sched.addModel(p, { keepAliveMs: s.keepAliveMs, ttftSloMs: 200 + 100 * i, pinned: s.pinFirst && i === 0 }));
@@ -101,7 +102,7 @@ test("random workloads: exactly-once outcomes, correct tokens, no leaked blocks,
         } else {
           assert.deepEqual(got, ref.slice(0, got.length), `request ${id} (${out}) streamed a non-prefix`);
           if (out.startsWith("failed")) {
-            const allowed = ["failed:PRISM_REQUEST_TOO_LARGE", "failed:PRISM_MODEL_TOO_LARGE", ...(s.abortUnreachable ? ["failed:PRISM_SLO_UNREACHABLE"] : [])];
+            const allowed = ["failed:PRISM_REQUEST_TOO_LARGE", "failed:PRISM_MODEL_TOO_LARGE", ...(s.abortUnreachable || (s.demoteExpired && s.policy === "slo" && s.lateMaxWaitMs < Infinity) ? ["failed:PRISM_SLO_UNREACHABLE"] : [])];
             assert.ok(allowed.includes(out), `request ${id}: ${out}`);
           } else {
             assert.equal(out, "cancelled");
