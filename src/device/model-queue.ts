@@ -49,6 +49,8 @@ export class ModelQueue {
    */
   private lateMinDeadlineMs = Number.POSITIVE_INFINITY;
   private readonly expired: Request[] = [];
+  /** Requests past their deadline move to `past` (demoteExpired, and abortUnreachable does not fail them). */
+  private readonly demotes: boolean;
   /** The estimate (ms per prefill token) the keys in onTime/late were computed with. */
   keyedMsPerToken: number;
   // Head of the queue after refreshHead(now): class 0 = resume, 1 = fresh, 2 = past its deadline;
@@ -64,6 +66,7 @@ export class ModelQueue {
     msPerToken: number,
   ) {
     this.keyedMsPerToken = msPerToken;
+    this.demotes = cfg.demoteExpired && !cfg.abortUnreachable;
     this.head = null;
     this.headClass = 0;
     this.headValue = 0;
@@ -130,7 +133,7 @@ export class ModelQueue {
       this.onTime.push(slot);
       return;
     }
-    if (this.cfg.demoteExpired && !this.cfg.abortUnreachable && d[b + ARRIVAL_MS]! + this.ttftSloMs <= nowMs) {
+    if (this.demotes && d[b + ARRIVAL_MS]! + this.ttftSloMs <= nowMs) {
       this.demote(slot);
       return;
     }
@@ -189,7 +192,7 @@ export class ModelQueue {
     const onTime = this.onTime;
     const slo = this.ttftSloMs;
     const abort = unreachable !== null && this.cfg.abortUnreachable;
-    const demote = !abort && this.cfg.demoteExpired;
+    const demote = this.demotes;
     for (let top = onTime.peek(); top >= 0 && slots.key(top) <= nowMs; top = onTime.peek()) {
       onTime.pop();
       const arrivalMs = d[top * SLOT_STRIDE + ARRIVAL_MS]!;

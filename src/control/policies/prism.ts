@@ -398,7 +398,7 @@ export class PrismPolicy implements Policy {
       if (loss > mv.demand.arrivalRatePerS && !(starving && idleDevice)) continue;
       loss += this.interference(mv, Math.max(0, exposure), Math.max(0, load));
       const kv = ledger.kvprWith(d, m, share, freedBytes, freedPressure);
-      const shared = ledger.state.devices[d]!.memoryBytes - ledger.weightBytes[d]! + freedBytes;
+      const shared = dev.memoryBytes - ledger.weightBytes[d]! + freedBytes;
       // Fewest loads to wait behind, then the cheapest victims, then no eviction at all, then
       // the lowest resulting KVPR, the most shared KV, the fewest victims.
       const score = [loads[d]!, loss, k > 0 ? 1 : 0, kv, -shared, k];
