@@ -104,6 +104,16 @@ export class PlanLedger {
     return this.weightBytes[d]! - freedBytes + this.model(m).weightBytes <= this.weightCapacity(d);
   }
 
+  /**
+   * `m` fits on `d` and its weights fit beside the KV in use there now: a load that can start at
+   * once. A device whose memory is taken by running requests' KV cannot start a load until they
+   * finish, and while it stays busy it never does.
+   */
+  fitsNow(m: number, d: number): boolean {
+    const dev = this.state.devices[d]!;
+    return this.fits(m, d) && this.weightBytes[d]! + dev.kvUsedBytes + this.model(m).weightBytes <= dev.memoryBytes;
+  }
+
   /** KVPR_d = pressure / shared KV bytes (memory − weights); +Infinity when no KV memory is left. */
   kvpr(d: number): number {
     return ratio(this.pressure[d]!, this.state.devices[d]!.memoryBytes - this.weightBytes[d]!);

@@ -70,6 +70,17 @@ test("prism: a migration never lands where the weights do not fit", () => {
   assert.deepEqual(new PrismPolicy(cfg()).plan(s, 0), []);
 });
 
+test("prism: a KVPR migration only lands where the weights fit beside the KV in use now", () => {
+  // d1 holds x (10 MiB, no demand) and x's running requests hold kvUsedMiB of KV there.
+  const at = (kvUsedMiB: number) => state(0, [model("a", { rate: 10 }), model("b", { rate: 5 }), model("x")], [
+    device(0, 100, [inst("a", { queued: 2, kvUsedMiB: 40 }), inst("b", { running: 1 })]),
+    device(1, 100, [inst("x", { running: 4, kvUsedMiB })]),
+  ]);
+  // b's weights fit d1's weight capacity either way (20 ≤ 90); beside the KV: 10 + 80 + 10 ≤ 100, 10 + 81 + 10 > 100.
+  assert.deepEqual(new PrismPolicy(cfg()).plan(at(80), 1000), [mig("b", 0, 1)]);
+  assert.deepEqual(new PrismPolicy(cfg()).plan(at(81), 1000), []);
+});
+
 test("prism: a waiting model is activated on the device with the lowest resulting KVPR", () => {
   const s = state(0, [model("a", { rate: 10 }), model("b", { rate: 1 }), model("w", { rate: 2, pending: 3 })], [
     device(0, 100, [inst("a", { running: 1 })]),

@@ -12,7 +12,8 @@
  *    current device unless the best one's resulting KVPR is lower by more than τ (relative). Of the
  *    models Algorithm 1 would move, the heaviest are migrated, at most maxMigrationsPerRound, only
  *    off a device whose KV is actually contended (KV in use ≥ half its shared KV: otherwise a lower
- *    KVPR buys nothing and the move costs a weight load), and only if in the real cluster the move
+ *    KVPR buys nothing and the move costs a weight load), only onto a device where the weights fit
+ *    beside the KV in use now (the load can start at once), and only if in the real cluster the move
  *    lowers max(KVPR_src, KVPR_dst) by more than τ (the source judged once drained).
  * 3. Separate (compute term, see prefillLoad): within the same migration budget, move the model
  *    whose prefill interference with its co-located models would drop most elsewhere.
@@ -240,7 +241,10 @@ export class PrismPolicy implements Policy {
     for (const m of movable) {
       const from = current[m]!;
       const to = target[m]!;
-      if (to === from || ledger.isPresent(m, to) || !ledger.fits(m, to)) continue;
+      // Only where the load can start now: a target whose memory is held by its running requests' KV
+      // cannot start it while it stays busy; the executor then gives the target up after a round and
+      // the next round planned the same move again (every 5-15 s on a saturated cluster).
+      if (to === from || ledger.isPresent(m, to) || !ledger.fitsNow(m, to)) continue;
       if (!kvPressured(state.devices[from]!)) continue;
       const before = Math.max(ledger.kvpr(from), ledger.kvpr(to));
       // Judged on the state once the drain completes (the source's weight bytes become KV); the
