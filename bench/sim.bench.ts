@@ -1,4 +1,5 @@
-// `npm run bench:sim` (tsx bench/sim.bench.ts [--quick] [--no-speed] [--speed-only] [--report out.html]):
+// `npm run bench:sim` (tsx bench/sim.bench.ts [--quick] [--no-speed] [--speed-only] [--sweep-only]
+// [--stress-only] [--map-only] [--report out.html]):
 // the policy comparison on simulated H100s, every policy through the real GlobalScheduler and
 // DeviceSchedulers, and the simulator's speed on a ~1M-request hour.
 //
@@ -17,6 +18,9 @@
 // devices needed under request rates ×4/×6/×8 and SLOs of 1/2/3× the dedicated p99, plus prism with
 // abort_unreachable_slo (load shedding past the TTFT deadline) and prism without demote_expired;
 // then capacity: the largest rate scale each policy keeps at 99% on static's devices needed.
+// Struggle map (with the sweeps; only this with --map-only): every device count below prism's devices
+// needed × request rates ×2/×4/×6/×8: prism, static, muxserve and elastic (swap is below all of them
+// everywhere), prism's ratio to static and to the best of the three, and where prism reaches 3× static.
 // Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed; only
 // this with --speed-only, e.g. `npm run bench:sim -- --speed-only`).
 // Wall times are from a shared 2-core machine: read them as rough.
@@ -37,14 +41,21 @@ const QUICK = process.argv.includes("--quick");
 const SPEED_ONLY = process.argv.includes("--speed-only");
 const SWEEP_ONLY = process.argv.includes("--sweep-only");
 const STRESS_ONLY = process.argv.includes("--stress-only");
-const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK && !SWEEP_ONLY && !STRESS_ONLY);
-const SWEEP = SWEEP_ONLY || (!process.argv.includes("--no-sweep") && !SPEED_ONLY && !STRESS_ONLY);
+const MAP_ONLY = process.argv.includes("--map-only");
+const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK && !SWEEP_ONLY && !STRESS_ONLY && !MAP_ONLY);
+const SWEEP = SWEEP_ONLY || (!process.argv.includes("--no-sweep") && !SPEED_ONLY && !STRESS_ONLY && !MAP_ONLY);
 const STRESS = STRESS_ONLY || SWEEP;
+const MAP = MAP_ONLY || SWEEP;
 const SWEEP_POLICIES = ["prism", "static", "muxserve", "elastic", "swap"] as const;
 const RATE_SCALES = [1, 1.5, 2, 3] as const;
 /** The stress tables: load well beyond ×3 (SLOs of the ×1 trace) and tight SLOs (× dedicated p99, rate ×1). */
 const STRESS_RATES = [4, 6, 8] as const;
 const STRESS_SLOS = [1, 2, 3] as const;
+/** The struggle map: rates on every device count below prism's devices needed. */
+const MAP_RATES = [2, 4, 6, 8] as const;
+const MAP_POLICIES = ["prism", "static", "muxserve", "elastic"] as const;
+/** The issue's bar for attainment on the same devices. */
+const MAP_RATIO_TARGET = 3;
 const REPORT = (() => {
   const i = process.argv.indexOf("--report");
   return i >= 0 ? process.argv[i + 1] ?? null : null;
@@ -97,8 +108,8 @@ const ALL_VARIANTS: readonly Variant[] = [
   { label: "prism/free-load", policy: "prism", freeLoad: true },
 ];
 
-// --sweep-only and --stress-only need only prism's and static's devices needed.
-const VARIANTS = SWEEP_ONLY || STRESS_ONLY ? ALL_VARIANTS.filter((v) => v.label === "prism" || v.label === "static") : ALL_VARIANTS;
+// --sweep-only, --stress-only and --map-only need only prism's and static's devices needed.
+const VARIANTS = SWEEP_ONLY || STRESS_ONLY || MAP_ONLY ? ALL_VARIANTS.filter((v) => v.label === "prism" || v.label === "static") : ALL_VARIANTS;
 
 function traceFile(gen: readonly string[]): string {
   const dir = join(tmpdir(), "prism-sim-bench");
@@ -199,6 +210,34 @@ function capacityTable(p: PreparedWorkload, devices: number): string[] {
   return out;
 }
 
+/**
+ * Where the baselines struggle, mapped rather than picked: at every device count below prism's
+ * devices needed (1..maxDevices) and every MAP_RATES scale (SLOs of the ×1 trace), each
+ * MAP_POLICIES entry's TTFT attainment, prism's ratio to static and to the best of static, muxserve
+ * and elastic; then how many points reach MAP_RATIO_TARGET × static and the largest ratio. Returns
+ * the markdown lines.
+ */
+function struggleMap(p: PreparedWorkload, maxDevices: number): string[] {
+  const out = [`Struggle map: TTFT attainment on ${maxDevices > 1 ? `1–${maxDevices} devices` : "1 device"} (below prism's devices needed) at request rates ${MAP_RATES.map((r) => `×${r}`).join("/")} (SLOs of the ×1 trace)`,
+    "", `| devices | rate | ${MAP_POLICIES.join(" | ")} | prism ÷ static | prism ÷ best baseline |`, `|---|---|${MAP_POLICIES.map(() => "---|").join("")}---|---|`];
+  let points = 0;
+  let reached = 0;
+  let best = { ratio: 0, where: "" };
+  for (let d = 1; d <= maxDevices; d++) {
+    for (const r of MAP_RATES) {
+      const v = MAP_POLICIES.map((policy) => runPolicy(p, { policy, devices: d, rateScale: r, deterministic: true }).summary.slo_attainment.ttft);
+      const ratio = v[1]! > 0 ? v[0]! / v[1]! : Infinity;
+      const bestBaseline = Math.max(...v.slice(1));
+      points++;
+      if (ratio >= MAP_RATIO_TARGET) reached++;
+      if (ratio > best.ratio) best = { ratio, where: `${d} device${d > 1 ? "s" : ""} at ×${r}: ${pct(v[0])} vs ${pct(v[1])}` };
+      out.push(`| ${d} | ×${r} | ${v.map((x) => pct(x)).join(" | ")} | ${ratio.toFixed(2)}× | ${bestBaseline > 0 ? (v[0]! / bestBaseline).toFixed(2) : "∞"}× |`);
+    }
+  }
+  out.push("", `prism ≥ ${MAP_RATIO_TARGET}× static at ${reached} of ${points} points; largest ${best.ratio.toFixed(2)}× (${best.where})`);
+  return out;
+}
+
 function clairvoyant(p: PreparedWorkload, devices: number): ReturnType<typeof demandLoadingMisses> {
   return demandLoadingMisses(p.trace, p.models.map((m) => m.cost), p.models.map((m) => m.ttftSloMs), p.costModel, devices);
 }
@@ -247,7 +286,7 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
     const ratio = staticRow.atFixed.slo_attainment.ttft > 0 ? `${(s.slo_attainment.ttft / staticRow.atFixed.slo_attainment.ttft).toFixed(2)}` : "–";
     lines.push(`| ${r.label} | ${r.devices ?? `> 64`} | ${vsStatic} | ${vsLb} | ${vsLb99} | ${pct(s.slo_attainment.ttft)} | ${ratio} | ${pct(s.slo_attainment.both)} | ${sec(s.ttft_ms.p99)} | ${s.activations} | ${s.migrations} |`);
   }
-  if (!SWEEP_ONLY && !STRESS_ONLY) {
+  if (!SWEEP_ONLY && !STRESS_ONLY && !MAP_ONLY) {
     console.log(lines.join("\n"));
     tables.push(`## ${w.name}\n${lines.join("\n")}`);
   }
@@ -266,6 +305,11 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
       const t1 = performance.now();
       console.log(`\n${capacityTable(base, staticRow.devices).join("\n")}\n(capacity: ${((performance.now() - t1) / 1000).toFixed(0)} s)`);
     }
+  }
+  const prismNeeded = rows.find((r) => r.label === "prism")!.devices;
+  if (MAP && prismNeeded !== null && prismNeeded > 1) {
+    const t0 = performance.now();
+    console.log(`\n${struggleMap(base, prismNeeded - 1).join("\n")}\n(map: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   }
   devicesByWorkload.push({ name: w.name, needed: rows.map((r) => ({ policy: r.label, devices: r.devices })), lb: lb.devices });
 }
