@@ -3,6 +3,7 @@
  *   - SLO attainment vs request-rate scale, one line per policy (TTFT and both),
  *   - SLO attainment vs SLO scale, one line per policy,
  *   - devices needed per policy (bars) against the fluid lower bound,
+ *   - devices needed vs request-rate or SLO scale, one line per policy, with the fluid lower bound,
  *   - per policy run: timelines of resident models per device and of KV memory per device.
  * Only plain data goes in; this module does no simulation.
  */
@@ -19,6 +20,13 @@ export interface DevicesNeeded {
   readonly policy: string;
   /** null = target not reached within the search range. */
   readonly devices: number | null;
+}
+
+/** Devices needed at each point of a rate or SLO sweep. */
+export interface DevicesSweep {
+  readonly xName: string;
+  readonly series: readonly { readonly policy: string; readonly points: readonly { readonly x: number; readonly devices: number | null }[] }[];
+  readonly lowerBound?: readonly { readonly x: number; readonly devices: number }[];
 }
 
 /** Residency interval of one model on one device. */
@@ -49,6 +57,7 @@ export interface SimReportData {
   readonly sloSweep?: readonly SweepSeries[];
   readonly devicesNeeded?: readonly DevicesNeeded[];
   readonly lowerBound?: number;
+  readonly devicesSweep?: DevicesSweep;
   readonly timelines?: readonly Timeline[];
   /** A table (e.g. the bench summary): header + rows. */
   readonly table?: { readonly header: readonly string[]; readonly rows: readonly (readonly (string | number)[])[] };
@@ -121,6 +130,24 @@ function devicesChart(needed: readonly DevicesNeeded[], lowerBound: number | und
   };
 }
 
+function devicesSweepChart(d: DevicesSweep): ChartSpec {
+  const lines: unknown[] = d.series.map((s) => ({ name: s.policy, type: "line", data: s.points.map((p) => [p.x, p.devices]) }));
+  if (d.lowerBound) lines.push({ name: "fluid lower bound", type: "line", lineStyle: { type: "dotted" }, data: d.lowerBound.map((p) => [p.x, p.devices]) });
+  return {
+    id: "devsweep",
+    title: `Devices needed vs ${d.xName} (a gap: target not reached within the search range)`,
+    height: 360,
+    option: {
+      tooltip: { trigger: "axis" },
+      legend: { type: "scroll", top: 0 },
+      grid: { top: 50, left: 60, right: 30, bottom: 50 },
+      xAxis: { type: "value", name: d.xName, nameLocation: "middle", nameGap: 30, scale: true },
+      yAxis: { type: "value", name: "devices", minInterval: 1 },
+      series: lines,
+    },
+  };
+}
+
 function timelineCharts(t: Timeline, k: number): ChartSpec[] {
   const models = [...new Set(t.residency.map((r) => r.model))].sort();
   const idx = new Map(models.map((m, i) => [m, i]));
@@ -169,6 +196,7 @@ export function renderSimReport(data: SimReportData): string {
   if (data.rateSweep && data.rateSweep.length > 0) charts.push(sweepChart("rate", "SLO attainment vs request-rate scale (solid: TTFT, dashed: TTFT and TPOT)", "rate scale", data.rateSweep));
   if (data.sloSweep && data.sloSweep.length > 0) charts.push(sweepChart("slo", "SLO attainment vs SLO scale (solid: TTFT, dashed: TTFT and TPOT)", "SLO scale", data.sloSweep));
   if (data.devicesNeeded && data.devicesNeeded.length > 0) charts.push(devicesChart(data.devicesNeeded, data.lowerBound));
+  if (data.devicesSweep && data.devicesSweep.series.length > 0) charts.push(devicesSweepChart(data.devicesSweep));
   (data.timelines ?? []).forEach((t, k) => charts.push(...timelineCharts(t, k)));
   const table = data.table
     ? `<table><thead><tr>${data.table.header.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${data.table.rows

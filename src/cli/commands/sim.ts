@@ -4,6 +4,8 @@
  *   prism sim --models m.yaml --trace t.csv --policy prism --devices 8 [--json]
  *   prism sim ... --policy prism,static,swap,muxserve,elastic --min-devices --target 0.99
  *   prism sim ... --devices 8 --sweep rate=0.5:4:0.5 | --sweep slo=1:10 [--report out.html]
+ *   prism sim ... --min-devices --sweep rate=1:4 | --sweep slo=2:20:2   (devices needed per point:
+ *     capacity planning for traffic growth or a tighter or looser SLO)
  *
  * Prints SLO attainment (TTFT, TPOT, both), p50/p99 TTFT and TPOT overall and per model,
  * activations, evictions, migrations, GPU utilisation, and the fluid lower bound on devices.
@@ -176,9 +178,43 @@ export function register(program: Command): void {
       if (flags.sweep !== undefined) {
         const m = /^(rate|slo)=(.+)$/.exec(flags.sweep);
         if (m === null) throw usage(`--sweep must be rate=START:END[:STEP] or slo=START:END[:STEP], got '${flags.sweep}'`);
-        if (devices === null) throw usage("--sweep needs --devices N");
         const kind = m[1] as "rate" | "slo";
         const values = parseRange(m[2]!);
+        if (flags.minDevices === true) {
+          if (devices !== null) throw usage("--min-devices searches the device count: leave --devices out");
+          const maxDevices = positiveInt("max-devices", flags.maxDevices);
+          const needed: { x: number; policy: string; devices: number | null; tried: MinDevicesResult["tried"] }[] = [];
+          const bounds: { x: number; devices: number }[] = [];
+          for (const x of values) {
+            const prep = kind === "slo" ? withSloScale(p, x) : p;
+            // The fluid bound does not depend on the SLOs; on a rate sweep it grows with the rate.
+            const lbx = lowerBoundFor(p, kind === "rate" ? x : 1, lbWindow).devices;
+            bounds.push({ x, devices: lbx });
+            const cells: string[] = [];
+            for (const policy of policies) {
+              const r = findMinDevices(prep, {
+                policy, target, metric, seed, deterministic, control, ...deviceFlags, minDevices: 1, maxDevices, ...(kind === "rate" ? { rateScale: x } : {}),
+              });
+              needed.push({ x, policy, devices: r.devices, tried: r.tried });
+              cells.push(`${policy} ${r.devices === null ? `> ${maxDevices}` : r.devices}`);
+            }
+            if (!json) out(`${kind} ${x}: devices for ${(target * 100).toFixed(1)}% ${metric.toUpperCase()}: ${cells.join("  ")}  (fluid lower bound ${lbx})`);
+          }
+          if (json) out(JSON.stringify({ workload: p.name, sweep: kind, target, metric, values, min_devices: needed, lower_bound: bounds }, null, 2));
+          if (flags.report !== undefined) {
+            writeFileSync(flags.report, renderSimReport({
+              title: `prism sim: devices needed for ${(target * 100).toFixed(1)}% ${metric.toUpperCase()} attainment vs ${kind === "rate" ? "request-rate" : "SLO"} scale`,
+              notes: [`trace ${flags.trace}, models ${flags.models}`, `device ${config.deviceType}`],
+              devicesSweep: {
+                xName: kind === "rate" ? "rate scale" : "SLO scale",
+                series: policies.map((policy) => ({ policy, points: needed.filter((n) => n.policy === policy).map((n) => ({ x: n.x, devices: n.devices })) })),
+                lowerBound: bounds,
+              },
+            }));
+          }
+          return;
+        }
+        if (devices === null) throw usage("--sweep needs --devices N (or --min-devices)");
         const runs: (SimSummary & { x: number })[] = [];
         const series: SweepSeries[] = [];
         for (const policy of policies) {
