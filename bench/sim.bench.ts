@@ -1,5 +1,5 @@
 // `npm run bench:sim` (tsx bench/sim.bench.ts [--quick] [--no-speed] [--speed-only] [--sweep-only]
-// [--stress-only] [--map-only] [--report out.html]):
+// [--stress-only] [--map-only] [--needed-only] [--report out.html]):
 // the policy comparison on simulated H100s, every policy through the real GlobalScheduler and
 // DeviceSchedulers, and the simulator's speed on a ~1M-request hour.
 //
@@ -21,6 +21,9 @@
 // Struggle map (with the sweeps; only this with --map-only): every device count below prism's devices
 // needed × request rates ×2/×4/×6/×8: prism, static, muxserve and elastic (swap is below all of them
 // everywhere), prism's ratio to static and to the best of the three, and where prism reaches 3× static.
+// Devices needed vs SLO scale (with the sweeps; only this with --needed-only): the devices-needed
+// search of the first table repeated at SLOs of 2/3/5/10/20× the dedicated p99, for prism, static,
+// muxserve and elastic (swap needs 13–35 devices at 5× and its searches are the slowest).
 // Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed; only
 // this with --speed-only, e.g. `npm run bench:sim -- --speed-only`).
 // Wall times are from a shared 2-core machine: read them as rough.
@@ -42,10 +45,13 @@ const SPEED_ONLY = process.argv.includes("--speed-only");
 const SWEEP_ONLY = process.argv.includes("--sweep-only");
 const STRESS_ONLY = process.argv.includes("--stress-only");
 const MAP_ONLY = process.argv.includes("--map-only");
-const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK && !SWEEP_ONLY && !STRESS_ONLY && !MAP_ONLY);
-const SWEEP = SWEEP_ONLY || (!process.argv.includes("--no-sweep") && !SPEED_ONLY && !STRESS_ONLY && !MAP_ONLY);
+const NEEDED_ONLY = process.argv.includes("--needed-only");
+const ONLY = SWEEP_ONLY || STRESS_ONLY || MAP_ONLY || NEEDED_ONLY;
+const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK && !ONLY);
+const SWEEP = SWEEP_ONLY || (!process.argv.includes("--no-sweep") && !SPEED_ONLY && !ONLY);
 const STRESS = STRESS_ONLY || SWEEP;
 const MAP = MAP_ONLY || SWEEP;
+const NEEDED = NEEDED_ONLY || SWEEP;
 const SWEEP_POLICIES = ["prism", "static", "muxserve", "elastic", "swap"] as const;
 const RATE_SCALES = [1, 1.5, 2, 3] as const;
 /** The stress tables: load well beyond ×3 (SLOs of the ×1 trace) and tight SLOs (× dedicated p99, rate ×1). */
@@ -56,6 +62,9 @@ const MAP_RATES = [2, 4, 6, 8] as const;
 const MAP_POLICIES = ["prism", "static", "muxserve", "elastic"] as const;
 /** The issue's bar for attainment on the same devices. */
 const MAP_RATIO_TARGET = 3;
+/** Devices needed vs SLO scale (× the dedicated p99; the workloads' own scale is 5). */
+const NEEDED_SLOS = [2, 3, 5, 10, 20] as const;
+const NEEDED_POLICIES = ["prism", "static", "muxserve", "elastic"] as const;
 const REPORT = (() => {
   const i = process.argv.indexOf("--report");
   return i >= 0 ? process.argv[i + 1] ?? null : null;
@@ -108,8 +117,9 @@ const ALL_VARIANTS: readonly Variant[] = [
   { label: "prism/free-load", policy: "prism", freeLoad: true },
 ];
 
-// --sweep-only, --stress-only and --map-only need only prism's and static's devices needed.
-const VARIANTS = SWEEP_ONLY || STRESS_ONLY || MAP_ONLY ? ALL_VARIANTS.filter((v) => v.label === "prism" || v.label === "static") : ALL_VARIANTS;
+// --sweep-only, --stress-only and --map-only need only prism's and static's devices needed,
+// --needed-only none (it searches its own).
+const VARIANTS = NEEDED_ONLY ? [] : ONLY ? ALL_VARIANTS.filter((v) => v.label === "prism" || v.label === "static") : ALL_VARIANTS;
 
 function traceFile(gen: readonly string[]): string {
   const dir = join(tmpdir(), "prism-sim-bench");
@@ -238,6 +248,23 @@ function struggleMap(p: PreparedWorkload, maxDevices: number): string[] {
   return out;
 }
 
+/**
+ * Devices needed for TARGET TTFT attainment at every NEEDED_SLOS scale, per NEEDED_POLICIES entry,
+ * with prism's ratio to static and to the fewest of the others. Returns the markdown lines.
+ */
+function neededTable(p: PreparedWorkload): string[] {
+  const out = [`Devices needed for ${TARGET * 100}% TTFT attainment vs SLO scale (× the dedicated p99; the tables above use 5×)`,
+    "", `| SLO scale | ${NEEDED_POLICIES.join(" | ")} | static ÷ prism | best baseline ÷ prism |`, `|---|${NEEDED_POLICIES.map(() => "---|").join("")}---|---|`];
+  for (const k of NEEDED_SLOS) {
+    const prep = withSloScale(p, k);
+    const d = NEEDED_POLICIES.map((policy) => findMinDevices(prep, { policy, target: TARGET, deterministic: true, maxDevices: 64 }).devices);
+    const ratio = (x: number | null): string => (x === null || d[0] === null ? "–" : `${(x / d[0]!).toFixed(2)}×`);
+    const others = d.slice(1).filter((x): x is number => x !== null);
+    out.push(`| ×${k} | ${d.map((x) => x ?? "> 64").join(" | ")} | ${ratio(d[1]!)} | ${ratio(others.length > 0 ? Math.min(...others) : null)} |`);
+  }
+  return out;
+}
+
 function clairvoyant(p: PreparedWorkload, devices: number): ReturnType<typeof demandLoadingMisses> {
   return demandLoadingMisses(p.trace, p.models.map((m) => m.cost), p.models.map((m) => m.ttftSloMs), p.costModel, devices);
 }
@@ -275,6 +302,14 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
     rows.push({ label: v.label, devices: r.devices, atFixed, searchS });
     process.stdout.write(`  ${v.label}: ${r.devices ?? "not reached"} (${searchS.toFixed(0)} s)\n`);
   }
+  const printNeeded = (): void => {
+    const t0 = performance.now();
+    console.log(`\n${neededTable(base).join("\n")}\n(devices needed vs SLO: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  };
+  if (NEEDED_ONLY) {
+    printNeeded();
+    continue;
+  }
   const staticRow = rows.find((r) => r.label === "static")!;
   const header = `| policy | devices for ${TARGET * 100}% TTFT | vs static | vs LB all (${lb.devices}) | vs LB ${TARGET * 100}% (${lb99.devices}) | TTFT att. @${fixed} dev | ×static | both @${fixed} | TTFT p99 @${fixed} | activations | migrations |`;
   const lines = [header, "|---|---|---|---|---|---|---|---|---|---|---|"];
@@ -311,6 +346,7 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
     const t0 = performance.now();
     console.log(`\n${struggleMap(base, prismNeeded - 1).join("\n")}\n(map: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   }
+  if (NEEDED) printNeeded();
   devicesByWorkload.push({ name: w.name, needed: rows.map((r) => ({ policy: r.label, devices: r.devices })), lb: lb.devices });
 }
 
