@@ -135,7 +135,7 @@ export function register(program: Command): void {
     .option("--target <x>", "attainment target for --min-devices", "0.99")
     .option("--metric <m>", "attainment metric for --min-devices: ttft | tpot | both", "ttft")
     .option("--max-devices <n>", "upper end of the --min-devices search", "256")
-    .option("--sweep <spec>", "rate=START:END[:STEP] (request-rate scale) or slo=START:END[:STEP] (SLO scale)")
+    .option("--sweep <spec>", "rate=START:END[:STEP] (request-rate scale) or slo=START:END[:STEP] (SLO scale); attainment per point on --devices N, or with --min-devices the devices needed per point")
     .option("--report <file>", "write an HTML report (attainment curves, devices needed, timelines)")
     .option("--slo-scale <x>", "override the models file's slo_scale")
     .option("--seed <n>", "seed", "1")
