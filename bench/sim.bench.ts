@@ -151,9 +151,9 @@ interface Row {
  * TTFT attainment of every sweep policy at devices 1..maxDevices (rate ×1), then at `atDevices`
  * for each rate scale; prism's ratio to static per row. Returns the markdown lines.
  */
-/** TTFT attainment of every SWEEP_POLICIES entry (prism first, static second) on `devices`. */
-function attainments(p: PreparedWorkload, devices: number, rateScale: number): number[] {
-  return SWEEP_POLICIES.map((policy) => runPolicy(p, { policy, devices, rateScale, deterministic: true }).summary.slo_attainment.ttft);
+/** TTFT attainment of every policy (prism first, static second) on `devices`. */
+function attainments(p: PreparedWorkload, devices: number, rateScale: number, policies: readonly string[] = SWEEP_POLICIES): number[] {
+  return policies.map((policy) => runPolicy(p, { policy, devices, rateScale, deterministic: true }).summary.slo_attainment.ttft);
 }
 
 /** `| label | attainments… | prism ÷ static |` */
@@ -235,7 +235,7 @@ function struggleMap(p: PreparedWorkload, maxDevices: number): string[] {
   let best = { ratio: 0, where: "" };
   for (let d = 1; d <= maxDevices; d++) {
     for (const r of MAP_RATES) {
-      const v = MAP_POLICIES.map((policy) => runPolicy(p, { policy, devices: d, rateScale: r, deterministic: true }).summary.slo_attainment.ttft);
+      const v = attainments(p, d, r, MAP_POLICIES);
       const ratio = v[1]! > 0 ? v[0]! / v[1]! : Infinity;
       const bestBaseline = Math.max(...v.slice(1));
       points++;

@@ -185,10 +185,11 @@ export function register(program: Command): void {
           const maxDevices = positiveInt("max-devices", flags.maxDevices);
           const needed: { x: number; policy: string; devices: number | null; tried: MinDevicesResult["tried"] }[] = [];
           const bounds: { x: number; devices: number }[] = [];
+          // The fluid bound does not depend on the SLOs; on a rate sweep it grows with the rate.
+          const lbSlo = kind === "slo" ? lowerBoundFor(p, 1, lbWindow).devices : 0;
           for (const x of values) {
             const prep = kind === "slo" ? withSloScale(p, x) : p;
-            // The fluid bound does not depend on the SLOs; on a rate sweep it grows with the rate.
-            const lbx = lowerBoundFor(p, kind === "rate" ? x : 1, lbWindow).devices;
+            const lbx = kind === "rate" ? lowerBoundFor(p, x, lbWindow).devices : lbSlo;
             bounds.push({ x, devices: lbx });
             const cells: string[] = [];
             for (const policy of policies) {
