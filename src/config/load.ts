@@ -65,6 +65,7 @@ export interface ServeConfig {
     readonly demoteExpired: boolean;
     readonly lateMaxRunning: number;
     readonly lateMaxWaitMs: number;
+    readonly guardFirstTokens: boolean;
   };
   readonly limits: {
     readonly defaultMaxTokens: number;
@@ -306,6 +307,7 @@ function normalise(c: ParsedConfig, baseDir: string, cwd: string): ServeConfig {
       prefillChunkTokens: c.scheduler.prefill_chunk_tokens, abortUnreachableSlo: c.scheduler.abort_unreachable_slo,
       demoteExpired: c.scheduler.demote_expired, lateMaxRunning: c.scheduler.late_max_running,
       lateMaxWaitMs: parseDurationMs(c.scheduler.late_max_wait, "scheduler.late_max_wait"),
+      guardFirstTokens: c.scheduler.guard_first_tokens,
     },
     limits: {
       defaultMaxTokens: c.limits.default_max_tokens, maxN: c.limits.max_n, maxStopStrings: c.limits.max_stop_strings,

@@ -75,6 +75,7 @@ export const SchedulerSchema = z.strictObject({
   demote_expired: z.boolean().default(true),
   late_max_running: z.number().int().positive().default(8),
   late_max_wait: duration.default("60s"),
+  guard_first_tokens: z.boolean().default(true),
 });
 
 export const LimitsSchema = z.strictObject({

@@ -23,6 +23,7 @@ export const DEFAULT_DEVICE_SCHEDULER_CONFIG: DeviceSchedulerConfig = Object.fre
   demoteExpired: true,
   lateMaxRunning: 8,
   lateMaxWaitMs: 60_000,
+  guardFirstTokens: true,
   // The embedded engine's loadWeights copies synchronously on the loop's thread: nothing to overlap.
   overlapLoads: false,
 });
@@ -81,6 +82,7 @@ export function resolveDeviceSchedulerConfig(partial: Partial<DeviceSchedulerCon
   nonNegative("rekeyTolerance", c.rekeyTolerance);
   if (typeof c.abortUnreachable !== "boolean") throw invalid("abortUnreachable", c.abortUnreachable, "must be a boolean");
   if (typeof c.demoteExpired !== "boolean") throw invalid("demoteExpired", c.demoteExpired, "must be a boolean");
+  if (typeof c.guardFirstTokens !== "boolean") throw invalid("guardFirstTokens", c.guardFirstTokens, "must be a boolean");
   if (typeof c.overlapLoads !== "boolean") throw invalid("overlapLoads", c.overlapLoads, "must be a boolean");
   return Object.freeze(c);
 }

@@ -135,6 +135,15 @@ export class DeviceScheduler {
   private readonly stepAction: { readonly kind: "step"; readonly plan: StepPlan };
   private planStartMs = 0;
   private planPrefillTokens = 0;
+  /** Estimated prefill time of the step planned so far: Σ chunk × its model's ms per prefill token. */
+  private planEstMs = 0;
+  /**
+   * guardFirstTokens: the earliest TTFT deadline among the requests whose first token the step
+   * planned so far samples and that it still meets (by the estimate); Infinity when none.
+   */
+  private planDeadlineMs = Number.POSITIVE_INFINITY;
+  /** EWMA of what a step takes beyond its prefill estimate (decodes, the per-step overhead). */
+  private stepResidualMs = 0;
   private planDecodeTokens = 0;
   private tokenBudget = 0;
   /** Moves whenever allocWeights runs: a compaction may have moved KV blocks. */
@@ -427,6 +436,7 @@ export class DeviceScheduler {
       }
       if (j !== sampled.length) throw new PrismError("PRISM_INTERNAL", `device ${this.deviceId}: step ${result.stepIndex} returned ${sampled.length} tokens, plan asked for ${j}`);
       this.learnPrefillRate(result.computeMs, nowMs);
+      this.stepResidualMs += this.config.prefillEstAlpha * (Math.max(0, result.computeMs - this.planEstMs) - this.stepResidualMs);
       this.compactRunning();
       this.numSteps++;
       this.record.fill(this.plan.stepIndex, this.planStartMs, nowMs, result.computeMs, numPlanned, this.planPrefillTokens,
@@ -552,6 +562,8 @@ export class DeviceScheduler {
     this.compactRunning();
     this.planStartMs = nowMs;
     this.planPrefillTokens = 0;
+    this.planEstMs = 0;
+    this.planDeadlineMs = Number.POSITIVE_INFINITY;
     this.planDecodeTokens = 0;
     this.tokenBudget = cfg.maxBatchTokens;
     const prefilled = this.prefilledModels;
@@ -627,6 +639,7 @@ export class DeviceScheduler {
       }
       if (this.tokenBudget <= 0 || this.numRunningTotal >= cfg.maxBatchSeqs || m.numRunning >= m.serving.maxRunning) continue;
       m.queue.refreshHead(nowMs);
+      if (this.defersForDeadline(m)) continue;
       if (this.admitHead(m, nowMs) === "stop") return;
     }
     while (this.tokenBudget > 0 && this.numRunningTotal < cfg.maxBatchSeqs && this.numQueuedTotal > 0) {
@@ -655,8 +668,35 @@ export class DeviceScheduler {
         this.activationWish = best;
         return;
       }
+      if (this.defersForDeadline(best)) {
+        best.skipInPass = true;
+        continue;
+      }
       if (this.admitHead(best, nowMs) === "stop") return;
     }
+  }
+
+  /**
+   * guardFirstTokens: keep m's queue head (refreshHead called) out of this step when its first chunk
+   * would make the step end after the TTFT deadline of a request whose first token the step samples
+   * and still meets, and the head itself still meets its own deadline from the next step (which
+   * starts when this one ends). A head that would miss by waiting joins as before: keeping out heads
+   * that miss either way was measured too and lost (they hold their model's queue back for a step,
+   * and under load again every step, until they fail in the past-deadline lane). At ×1 the prefills
+   * this keeps out were the queueing
+   * misses of small models whose short prompt shared a step with another model's long one (a 3B
+   * model's 76-token prompt, 173 ms SLO, in a 261 ms step of 4,105 prefill tokens). Deferring costs
+   * the device one more step's overhead, so under overload it gains nothing (simulated H100s, each
+   * workload at 7 rates within ±1.5%: +0.8 TTFT-attainment points summed over 14 workloads at ×1,
+   * +2.1 over 11 at ×4, within the noise at ×8).
+   */
+  private defersForDeadline(m: ModelEntry): boolean {
+    if (this.planDeadlineMs === Number.POSITIVE_INFINITY) return false;
+    const r = m.queue.head!;
+    const chunkMs = Math.min(r.numTokens, this.tokenBudget, this.config.prefillChunkTokens) * m.msPerPrefillToken;
+    const endMs = this.planStartMs + this.stepResidualMs + this.planEstMs + chunkMs;
+    if (endMs <= this.planDeadlineMs) return false;
+    return !r.hasFirstToken && endMs + this.stepResidualMs <= r.arrivalMs + m.serving.ttftSloMs;
   }
 
   /** The model whose queue head admission would consider first (ignoring the step's budget), or null. */
@@ -768,6 +808,11 @@ export class DeviceScheduler {
     this.addToPlan(r);
     this.tokenBudget -= chunk;
     this.planPrefillTokens += chunk;
+    this.planEstMs += chunk * m.msPerPrefillToken;
+    if (seq.sample && !r.hasFirstToken && this.config.guardFirstTokens && this.config.policy === "slo") {
+      const deadlineMs = r.arrivalMs + m.serving.ttftSloMs;
+      if (deadlineMs < this.planDeadlineMs && this.planStartMs + this.stepResidualMs + this.planEstMs <= deadlineMs) this.planDeadlineMs = deadlineMs;
+    }
     if (!m.prefilledThisStep) {
       m.prefilledThisStep = true;
       this.prefilledModels.push(m);

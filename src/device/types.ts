@@ -63,6 +63,12 @@ export interface DeviceSchedulerConfig {
    */
   readonly lateMaxWaitMs: number;
   /**
+   * "slo" only: a queue head stays out of a step whose end it would push past the TTFT deadline of a
+   * request whose first token that step samples and meets, if the head still meets its own
+   * deadline from the next step (device-scheduler.ts defersForDeadline).
+   */
+  readonly guardFirstTokens: boolean;
+  /**
    * Steps of the other models go on while a model's weights load (at most one load at a time). Only
    * for executors whose loadWeights really runs beside execute (a GPU's copy engine); with a
    * synchronous load (the embedded CPU engine copies on the calling thread) nothing overlaps.

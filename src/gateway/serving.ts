@@ -206,6 +206,7 @@ export class PrismBackend implements ServingBackend {
       demoteExpired: sc.demoteExpired,
       lateMaxRunning: sc.lateMaxRunning,
       lateMaxWaitMs: sc.lateMaxWaitMs,
+      guardFirstTokens: sc.guardFirstTokens,
     });
     for (let i = 0; i < dc.count; i++) {
       const memory = new DeviceMemory({

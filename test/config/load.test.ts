@@ -29,6 +29,7 @@ test("defaults: 127.0.0.1:8000, policy prism, demo models on, one device", () =>
   assert.equal(c.scheduler.lateMaxRunning, 8);
   assert.equal(c.scheduler.lateMaxWaitMs, 60_000);
   assert.equal(c.scheduler.abortUnreachableSlo, false);
+  assert.equal(c.scheduler.guardFirstTokens, true);
   assert.equal(c.devices.count, 1);
   assert.equal(c.demoModels, true);
   assert.equal(c.devices.memoryBytes % c.devices.pageBytes, 0);
@@ -37,7 +38,7 @@ test("defaults: 127.0.0.1:8000, policy prism, demo models on, one device", () =>
 
 test("file < env < flags, and relative model paths resolve against the config file", () => {
   withFile(
-    `server:\n  port: 9001\n  api_keys: [a]\ndevices:\n  memory: 256MiB\n  page_size: 64KiB\nscheduler:\n  policy: static\n  demote_expired: false\n  late_max_running: 2\n  late_max_wait: 90s\nmodels:\n  - id: m\n    path: weights/m.gguf\n    keep_alive: 90s\n    ttft_ms: 700\n`,
+    `server:\n  port: 9001\n  api_keys: [a]\ndevices:\n  memory: 256MiB\n  page_size: 64KiB\nscheduler:\n  policy: static\n  demote_expired: false\n  guard_first_tokens: false\n  late_max_running: 2\n  late_max_wait: 90s\nmodels:\n  - id: m\n    path: weights/m.gguf\n    keep_alive: 90s\n    ttft_ms: 700\n`,
     (path, dir) => {
       const fileOnly = loadConfig({ file: path, env: {} });
       assert.equal(fileOnly.server.port, 9001);
@@ -46,6 +47,7 @@ test("file < env < flags, and relative model paths resolve against the config fi
       assert.equal(fileOnly.devices.pageBytes, 65536);
       assert.equal(fileOnly.scheduler.policy, "static");
       assert.equal(fileOnly.scheduler.demoteExpired, false);
+      assert.equal(fileOnly.scheduler.guardFirstTokens, false);
       assert.equal(fileOnly.scheduler.lateMaxRunning, 2);
       assert.equal(fileOnly.scheduler.lateMaxWaitMs, 90_000);
       assert.deepEqual(fileOnly.models[0]!.source, { kind: "file", path: join(dir, "weights/m.gguf") });

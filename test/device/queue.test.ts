@@ -192,6 +192,7 @@ test("SLO keys, estimate clamp and EWMA", () => {
 test("config validation names the option", () => {
   assert.throws(() => resolveDeviceSchedulerConfig({ maxBatchTokens: 8, maxBatchSeqs: 16 }), (e) => isPrismError(e) && e.code === "PRISM_CONFIG_INVALID" && /maxBatchTokens/.test(e.message));
   assert.throws(() => resolveDeviceSchedulerConfig({ bogus: 1 } as never), (e) => isPrismError(e) && e.code === "PRISM_CONFIG_UNKNOWN_KEY");
+  assert.throws(() => resolveDeviceSchedulerConfig({ guardFirstTokens: "yes" } as never), (e) => isPrismError(e) && e.code === "PRISM_CONFIG_INVALID" && /guardFirstTokens/.test(e.message));
   assert.ok(Object.isFrozen(resolveDeviceSchedulerConfig()));
 });
 

@@ -52,7 +52,15 @@ test("sim: demoteExpired (the default) serves more requests on time under overlo
   assert.equal(st({ deviceConfig: { demoteExpired: false } }), st({}));
 });
 
-test("prism sim --no-demote-expired / --abort-unreachable-slo: the CLI runs what runPolicy runs with those settings", () => {
+test("sim: guardFirstTokens (the default) changes prism's steps and never static's FCFS ones", () => {
+  const p = prepareWorkload(trace(), parseModelsConfig(MODELS), { name: "guard" });
+  const run = (policy: "prism" | "static", o: object) => JSON.stringify(runPolicy(p, { policy, devices: 1, rateScale: 1, deterministic: true, ...o }).summary);
+  assert.notEqual(run("prism", { deviceConfig: { guardFirstTokens: false } }), run("prism", {}));
+  assert.equal(run("prism", { deviceConfig: { guardFirstTokens: true } }), run("prism", {}));
+  assert.equal(run("static", { deviceConfig: { guardFirstTokens: false } }), run("static", {}));
+});
+
+test("prism sim --no-demote-expired / --abort-unreachable-slo / --no-guard-first-tokens: the CLI runs what runPolicy runs with those settings", () => {
   const dir = mkdtempSync(join(tmpdir(), "prism-demote-"));
   try {
     const models = join(dir, "models.yaml");
@@ -68,11 +76,13 @@ test("prism sim --no-demote-expired / --abort-unreachable-slo: the CLI runs what
     const p = prepareWorkload(trace(), parseModelsConfig(MODELS), { name: "cli" });
     const lib = (deviceConfig?: object): number =>
       runPolicy(p, { policy: "prism", devices: 1, rateScale: 3, deterministic: true, ...(deviceConfig ? { deviceConfig } : {}) }).summary.slo_attainment.ttft;
-    const [byDefault, noDemotion, shed] = [lib(), lib({ demoteExpired: false }), lib({ abortUnreachable: true })];
+    const [byDefault, noDemotion, shed, noGuard] = [lib(), lib({ demoteExpired: false }), lib({ abortUnreachable: true }), lib({ guardFirstTokens: false })];
     assert.notEqual(byDefault, noDemotion);
+    assert.notEqual(byDefault, noGuard);
     assert.equal(cli(), byDefault);
     assert.equal(cli("--no-demote-expired"), noDemotion);
     assert.equal(cli("--abort-unreachable-slo"), shed);
+    assert.equal(cli("--no-guard-first-tokens"), noGuard);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -44,6 +44,7 @@ interface SimFlags {
   control?: string;
   abortUnreachableSlo?: boolean;
   demoteExpired?: boolean;
+  guardFirstTokens?: boolean;
 }
 
 /** "k=v,k2=v2" over the keys of DEFAULT_CONTROL_CONFIG (numbers) → a partial ControlConfig. */
@@ -144,6 +145,7 @@ export function register(program: Command): void {
     .option("--control <k=v,...>", "global-scheduler settings for every policy (e.g. roundMs=5000,idleEvictMs=inf)")
     .option("--abort-unreachable-slo", "fail queued requests once their TTFT deadline has passed (the server's scheduler.abort_unreachable_slo; SLO-ordered policies only: prism)")
     .option("--no-demote-expired", "keep queued requests past their TTFT deadline in least-slack order instead of behind every other request (the server's scheduler.demote_expired: false)")
+    .option("--no-guard-first-tokens", "let a prefill join a step even when that pushes another request's first token past its TTFT deadline (the server's scheduler.guard_first_tokens: false)")
     .action((flags: SimFlags) => {
       if (flags.models === undefined) throw usage("--models FILE is required");
       if (flags.trace === undefined) throw usage("--trace FILE is required");
@@ -168,6 +170,7 @@ export function register(program: Command): void {
       const deviceConfig = {
         ...(flags.abortUnreachableSlo === true ? { abortUnreachable: true } : {}),
         ...(flags.demoteExpired === false ? { demoteExpired: false } : {}),
+        ...(flags.guardFirstTokens === false ? { guardFirstTokens: false } : {}),
       };
       const deviceFlags = Object.keys(deviceConfig).length > 0 ? { deviceConfig } : {};
       const json = flags.json === true;
