@@ -682,13 +682,12 @@ export class DeviceScheduler {
    * and still meets, and the head itself still meets its own deadline from the next step (which
    * starts when this one ends). A head that would miss by waiting joins as before: keeping out heads
    * that miss either way was measured too and lost (they hold their model's queue back for a step,
-   * and under load again every step, until they fail in the past-deadline lane). At ×1 the prefills
-   * this keeps out were the queueing
-   * misses of small models whose short prompt shared a step with another model's long one (a 3B
-   * model's 76-token prompt, 173 ms SLO, in a 261 ms step of 4,105 prefill tokens). Deferring costs
-   * the device one more step's overhead, so under overload it gains nothing (simulated H100s, each
-   * workload at 7 rates within ±1.5%: +0.8 TTFT-attainment points summed over 14 workloads at ×1,
-   * +2.1 over 11 at ×4, within the noise at ×8).
+   * and under load again every step, until they fail in the past-deadline lane). What it saves at
+   * ×1: queueing misses of small models whose short prompt shared a step with another model's long
+   * one (a 3B model's 76-token prompt, 173 ms SLO, in a 261 ms step of 4,105 prefill tokens).
+   * Deferring costs the device one more step's overhead, so under overload it gains nothing
+   * (simulated H100s, each workload at 7 rates within ±1.5%: +0.8 TTFT-attainment points summed
+   * over 14 workloads at ×1, +2.1 over 11 at ×4, within the noise at ×8).
    */
   private defersForDeadline(m: ModelEntry): boolean {
     if (this.planDeadlineMs === Number.POSITIVE_INFINITY) return false;
