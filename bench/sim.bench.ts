@@ -1,5 +1,5 @@
 // `npm run bench:sim` (tsx bench/sim.bench.ts [--quick] [--no-speed] [--speed-only] [--sweep-only]
-// [--stress-only] [--map-only] [--needed-only] [--report out.html]):
+// [--stress-only] [--map-only] [--needed-only] [--guard-only] [--report out.html]):
 // the policy comparison on simulated H100s, every policy through the real GlobalScheduler and
 // DeviceSchedulers, and the simulator's speed on a ~1M-request hour.
 //
@@ -24,6 +24,11 @@
 // Devices needed vs SLO scale (with the sweeps; only this with --needed-only): the devices-needed
 // search of the first table repeated at SLOs of 2/3/5/10/20× the dedicated p99, for prism, static,
 // muxserve and elastic (swap needs 13–35 devices at 5× and its searches are the slowest).
+// First-token guard (only with --guard-only): prism with the device scheduler's guardFirstTokens (the
+// default) against prism without it, on prism's devices needed and one fewer at rate ×1 and on its
+// devices needed at ×4 and ×8, each at 7 rates within ±1.5%: rows here move by points under such
+// small perturbations (one changed decision early changes the rest), so one run per point would
+// measure the perturbation, not the setting. Mean difference and its standard error per point.
 // Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed; only
 // this with --speed-only, e.g. `npm run bench:sim -- --speed-only`).
 // Wall times are from a shared 2-core machine: read them as rough.
@@ -46,7 +51,8 @@ const SWEEP_ONLY = process.argv.includes("--sweep-only");
 const STRESS_ONLY = process.argv.includes("--stress-only");
 const MAP_ONLY = process.argv.includes("--map-only");
 const NEEDED_ONLY = process.argv.includes("--needed-only");
-const ONLY = SWEEP_ONLY || STRESS_ONLY || MAP_ONLY || NEEDED_ONLY;
+const GUARD_ONLY = process.argv.includes("--guard-only");
+const ONLY = SWEEP_ONLY || STRESS_ONLY || MAP_ONLY || NEEDED_ONLY || GUARD_ONLY;
 const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK && !ONLY);
 const SWEEP = SWEEP_ONLY || (!process.argv.includes("--no-sweep") && !SPEED_ONLY && !ONLY);
 const STRESS = STRESS_ONLY || SWEEP;
@@ -65,6 +71,9 @@ const MAP_RATIO_TARGET = 3;
 /** Devices needed vs SLO scale (× the dedicated p99; the workloads' own scale is 5). */
 const NEEDED_SLOS = [2, 3, 5, 10, 20] as const;
 const NEEDED_POLICIES = ["prism", "static", "muxserve", "elastic"] as const;
+/** The first-token guard A/B: rate scales around each point (±1.5%), and the points' load. */
+const GUARD_PERTURB = [0.985, 0.99, 0.995, 1, 1.005, 1.01, 1.015] as const;
+const GUARD_RATES = [4, 8] as const;
 const REPORT = (() => {
   const i = process.argv.indexOf("--report");
   return i >= 0 ? process.argv[i + 1] ?? null : null;
@@ -265,6 +274,31 @@ function neededTable(p: PreparedWorkload): string[] {
   return out;
 }
 
+/**
+ * guardFirstTokens on (the default) vs off for prism: at (need − 1, ×1), (need, ×1), (need, ×4),
+ * (need, ×8), each at the GUARD_PERTURB rate scales; mean attainment both ways, the mean difference
+ * ± its standard error, and how many of the 7 moved up / down.
+ */
+function guardTable(p: PreparedWorkload, need: number): string[] {
+  const out = ["First-token guard: prism's TTFT attainment with guard_first_tokens (the default) and without, each point at 7 rates within ±1.5%",
+    "", "| devices | rate | guard on (mean) | guard off (mean) | on − off | s.e. | up / down of 7 |", "|---|---|---|---|---|---|---|"];
+  const points: [number, number][] = [[need - 1, 1], [need, 1], ...GUARD_RATES.map((r): [number, number] => [need, r])];
+  for (const [devices, rate] of points) {
+    if (devices < 1) continue;
+    const run = (guardFirstTokens: boolean, f: number): number =>
+      runPolicy(p, { policy: "prism", devices, rateScale: rate * f, deterministic: true, deviceConfig: { guardFirstTokens } }).summary.slo_attainment.ttft;
+    const on = GUARD_PERTURB.map((f) => run(true, f));
+    const off = GUARD_PERTURB.map((f) => run(false, f));
+    const d = on.map((x, i) => x - off[i]!);
+    const mean = (v: readonly number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
+    const md = mean(d);
+    const se = Math.sqrt(d.reduce((a, x) => a + (x - md) ** 2, 0) / (d.length - 1) / d.length);
+    const pts = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x * 100).toFixed(2)}`;
+    out.push(`| ${devices} | ×${rate} | ${pct(mean(on))} | ${pct(mean(off))} | ${pts(md)} | ${(se * 100).toFixed(2)} | ${d.filter((x) => x > 0).length} / ${d.filter((x) => x < 0).length} |`);
+  }
+  return out;
+}
+
 function clairvoyant(p: PreparedWorkload, devices: number): ReturnType<typeof demandLoadingMisses> {
   return demandLoadingMisses(p.trace, p.models.map((m) => m.cost), p.models.map((m) => m.ttftSloMs), p.costModel, devices);
 }
@@ -308,6 +342,12 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
   };
   if (NEEDED_ONLY) {
     printNeeded();
+    continue;
+  }
+  if (GUARD_ONLY) {
+    const need = rows.find((r) => r.label === "prism")!.devices;
+    const t0 = performance.now();
+    if (need !== null) console.log(`\n${guardTable(base, need).join("\n")}\n(guard: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     continue;
   }
   const staticRow = rows.find((r) => r.label === "static")!;
