@@ -1,5 +1,5 @@
 // `npm run bench:sim` (tsx bench/sim.bench.ts [--quick] [--no-speed] [--speed-only] [--sweep-only]
-// [--stress-only] [--map-only] [--needed-only] [--guard-only] [--report out.html]):
+// [--stress-only] [--map-only] [--needed-only] [--guard-only] [--fill-only] [--report out.html]):
 // the policy comparison on simulated H100s, every policy through the real GlobalScheduler and
 // DeviceSchedulers, and the simulator's speed on a ~1M-request hour.
 //
@@ -29,6 +29,8 @@
 // devices needed at ×4 and ×8, each at 7 rates within ±1.5%: rows here move by points under such
 // small perturbations (one changed decision early changes the rest), so one run per point would
 // measure the perturbation, not the setting. Mean difference and its standard error per point.
+// Prefetch fill (only with --fill-only): the same A/B for prism's fillKvFraction, 0.05 (prefetch up to
+// 95% of a device's memory) against 0.1 (90%, the default; 95% was measured and not adopted).
 // Speed: one run of a one-hour, 64-model, ~1M-request trace on 32 devices (skip with --no-speed; only
 // this with --speed-only, e.g. `npm run bench:sim -- --speed-only`).
 // Wall times are from a shared 2-core machine: read them as rough.
@@ -40,7 +42,7 @@ import { join, resolve } from "node:path";
 import { readTrace } from "../src/workload/trace-format.ts";
 import { loadModelsFile, type SimModelsConfig } from "../src/sim/models-file.ts";
 import { demandLoadingMisses } from "../src/sim/lower-bound.ts";
-import { findMaxRate, findMinDevices, lowerBoundFor, prepareWorkload, runPolicy, withSloScale, type PreparedWorkload, type SimSummary } from "../src/sim/experiment.ts";
+import { findMaxRate, findMinDevices, lowerBoundFor, prepareWorkload, runPolicy, withSloScale, type PreparedWorkload, type RunOptions, type SimSummary } from "../src/sim/experiment.ts";
 import type { ControlConfig } from "../src/control/types.ts";
 import { renderSimReport, type DevicesNeeded } from "../src/sim/report.ts";
 
@@ -52,7 +54,8 @@ const STRESS_ONLY = process.argv.includes("--stress-only");
 const MAP_ONLY = process.argv.includes("--map-only");
 const NEEDED_ONLY = process.argv.includes("--needed-only");
 const GUARD_ONLY = process.argv.includes("--guard-only");
-const ONLY = SWEEP_ONLY || STRESS_ONLY || MAP_ONLY || NEEDED_ONLY || GUARD_ONLY;
+const FILL_ONLY = process.argv.includes("--fill-only");
+const ONLY = SWEEP_ONLY || STRESS_ONLY || MAP_ONLY || NEEDED_ONLY || GUARD_ONLY || FILL_ONLY;
 const SPEED = SPEED_ONLY || (!process.argv.includes("--no-speed") && !QUICK && !ONLY);
 const SWEEP = SWEEP_ONLY || (!process.argv.includes("--no-sweep") && !SPEED_ONLY && !ONLY);
 const STRESS = STRESS_ONLY || SWEEP;
@@ -275,20 +278,19 @@ function neededTable(p: PreparedWorkload): string[] {
 }
 
 /**
- * guardFirstTokens on (the default) vs off for prism: at (need − 1, ×1), (need, ×1), (need, ×4),
- * (need, ×8), each at the GUARD_PERTURB rate scales; mean attainment both ways, the mean difference
- * ± its standard error, and how many of the 7 moved up / down.
+ * Prism with setting A vs setting B: at (need − 1, ×1), (need, ×1), (need, ×4), (need, ×8), each at
+ * the GUARD_PERTURB rate scales; mean attainment both ways, the mean difference ± its standard error,
+ * and how many of the 7 moved up / down.
  */
-function guardTable(p: PreparedWorkload, need: number): string[] {
-  const out = ["First-token guard: prism's TTFT attainment with guard_first_tokens (the default) and without, each point at 7 rates within ±1.5%",
-    "", "| devices | rate | guard on (mean) | guard off (mean) | on − off | s.e. | up / down of 7 |", "|---|---|---|---|---|---|---|"];
+function abTable(p: PreparedWorkload, need: number, title: string, names: [string, string], a: Partial<RunOptions>, b: Partial<RunOptions>): string[] {
+  const out = [title, "", `| devices | rate | ${names[0]} (mean) | ${names[1]} (mean) | difference | s.e. | up / down of 7 |`, "|---|---|---|---|---|---|---|"];
   const points: [number, number][] = [[need - 1, 1], [need, 1], ...GUARD_RATES.map((r): [number, number] => [need, r])];
   for (const [devices, rate] of points) {
     if (devices < 1) continue;
-    const run = (guardFirstTokens: boolean, f: number): number =>
-      runPolicy(p, { policy: "prism", devices, rateScale: rate * f, deterministic: true, deviceConfig: { guardFirstTokens } }).summary.slo_attainment.ttft;
-    const on = GUARD_PERTURB.map((f) => run(true, f));
-    const off = GUARD_PERTURB.map((f) => run(false, f));
+    const run = (o: Partial<RunOptions>, f: number): number =>
+      runPolicy(p, { policy: "prism", devices, rateScale: rate * f, deterministic: true, ...o }).summary.slo_attainment.ttft;
+    const on = GUARD_PERTURB.map((f) => run(a, f));
+    const off = GUARD_PERTURB.map((f) => run(b, f));
     const d = on.map((x, i) => x - off[i]!);
     const mean = (v: readonly number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
     const md = mean(d);
@@ -344,10 +346,15 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
     printNeeded();
     continue;
   }
-  if (GUARD_ONLY) {
+  if (GUARD_ONLY || FILL_ONLY) {
     const need = rows.find((r) => r.label === "prism")!.devices;
     const t0 = performance.now();
-    if (need !== null) console.log(`\n${guardTable(base, need).join("\n")}\n(guard: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    const table = GUARD_ONLY
+      ? abTable(base, need ?? 1, "First-token guard: prism's TTFT attainment with guard_first_tokens (the default) and without, each point at 7 rates within ±1.5%",
+        ["guard on", "guard off"], { deviceConfig: { guardFirstTokens: true } }, { deviceConfig: { guardFirstTokens: false } })
+      : abTable(base, need ?? 1, "Prefetch fill: prism's TTFT attainment with fillKvFraction 0.05 and 0.1 (the default), each point at 7 rates within ±1.5%",
+        ["fill 95%", "fill 90%"], { policyOptions: { prism: { fillKvFraction: 0.05 } } }, { policyOptions: { prism: { fillKvFraction: 0.1 } } });
+    if (need !== null) console.log(`\n${table.join("\n")}\n(A/B: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     continue;
   }
   const staticRow = rows.find((r) => r.label === "static")!;
