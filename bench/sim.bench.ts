@@ -74,9 +74,9 @@ const MAP_RATIO_TARGET = 3;
 /** Devices needed vs SLO scale (× the dedicated p99; the workloads' own scale is 5). */
 const NEEDED_SLOS = [2, 3, 5, 10, 20] as const;
 const NEEDED_POLICIES = ["prism", "static", "muxserve", "elastic"] as const;
-/** The first-token guard A/B: rate scales around each point (±1.5%), and the points' load. */
-const GUARD_PERTURB = [0.985, 0.99, 0.995, 1, 1.005, 1.01, 1.015] as const;
-const GUARD_RATES = [4, 8] as const;
+/** The A/B tables (--guard-only, --fill-only): rate scales around each point (±1.5%), and the loaded points' rates. */
+const AB_PERTURB = [0.985, 0.99, 0.995, 1, 1.005, 1.01, 1.015] as const;
+const AB_RATES = [4, 8] as const;
 const REPORT = (() => {
   const i = process.argv.indexOf("--report");
   return i >= 0 ? process.argv[i + 1] ?? null : null;
@@ -279,24 +279,24 @@ function neededTable(p: PreparedWorkload): string[] {
 
 /**
  * Prism with setting A vs setting B: at (need − 1, ×1), (need, ×1), (need, ×4), (need, ×8), each at
- * the GUARD_PERTURB rate scales; mean attainment both ways, the mean difference ± its standard error,
+ * the AB_PERTURB rate scales; mean attainment both ways, the mean difference ± its standard error,
  * and how many of the 7 moved up / down.
  */
 function abTable(p: PreparedWorkload, need: number, title: string, names: [string, string], a: Partial<RunOptions>, b: Partial<RunOptions>): string[] {
   const out = [title, "", `| devices | rate | ${names[0]} (mean) | ${names[1]} (mean) | difference | s.e. | up / down of 7 |`, "|---|---|---|---|---|---|---|"];
-  const points: [number, number][] = [[need - 1, 1], [need, 1], ...GUARD_RATES.map((r): [number, number] => [need, r])];
+  const points: [number, number][] = [[need - 1, 1], [need, 1], ...AB_RATES.map((r): [number, number] => [need, r])];
+  const mean = (v: readonly number[]): number => v.reduce((sum, x) => sum + x, 0) / v.length;
+  const pts = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x * 100).toFixed(2)}`;
   for (const [devices, rate] of points) {
     if (devices < 1) continue;
     const run = (o: Partial<RunOptions>, f: number): number =>
       runPolicy(p, { policy: "prism", devices, rateScale: rate * f, deterministic: true, ...o }).summary.slo_attainment.ttft;
-    const on = GUARD_PERTURB.map((f) => run(a, f));
-    const off = GUARD_PERTURB.map((f) => run(b, f));
-    const d = on.map((x, i) => x - off[i]!);
-    const mean = (v: readonly number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
+    const va = AB_PERTURB.map((f) => run(a, f));
+    const vb = AB_PERTURB.map((f) => run(b, f));
+    const d = va.map((x, i) => x - vb[i]!);
     const md = mean(d);
-    const se = Math.sqrt(d.reduce((a, x) => a + (x - md) ** 2, 0) / (d.length - 1) / d.length);
-    const pts = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x * 100).toFixed(2)}`;
-    out.push(`| ${devices} | ×${rate} | ${pct(mean(on))} | ${pct(mean(off))} | ${pts(md)} | ${(se * 100).toFixed(2)} | ${d.filter((x) => x > 0).length} / ${d.filter((x) => x < 0).length} |`);
+    const se = Math.sqrt(d.reduce((sum, x) => sum + (x - md) ** 2, 0) / (d.length - 1) / d.length);
+    out.push(`| ${devices} | ×${rate} | ${pct(mean(va))} | ${pct(mean(vb))} | ${pts(md)} | ${(se * 100).toFixed(2)} | ${d.filter((x) => x > 0).length} / ${d.filter((x) => x < 0).length} |`);
   }
   return out;
 }
@@ -348,13 +348,14 @@ for (const w of SPEED_ONLY ? [] : WORKLOADS) {
   }
   if (GUARD_ONLY || FILL_ONLY) {
     const need = rows.find((r) => r.label === "prism")!.devices;
+    if (need === null) continue;
     const t0 = performance.now();
     const table = GUARD_ONLY
-      ? abTable(base, need ?? 1, "First-token guard: prism's TTFT attainment with guard_first_tokens (the default) and without, each point at 7 rates within ±1.5%",
+      ? abTable(base, need, "First-token guard: prism's TTFT attainment with guard_first_tokens (the default) and without, each point at 7 rates within ±1.5%",
         ["guard on", "guard off"], { deviceConfig: { guardFirstTokens: true } }, { deviceConfig: { guardFirstTokens: false } })
-      : abTable(base, need ?? 1, "Prefetch fill: prism's TTFT attainment with fillKvFraction 0.05 and 0.1 (the default), each point at 7 rates within ±1.5%",
+      : abTable(base, need, "Prefetch fill: prism's TTFT attainment with fillKvFraction 0.05 and 0.1 (the default), each point at 7 rates within ±1.5%",
         ["fill 95%", "fill 90%"], { policyOptions: { prism: { fillKvFraction: 0.05 } } }, { policyOptions: { prism: { fillKvFraction: 0.1 } } });
-    if (need !== null) console.log(`\n${table.join("\n")}\n(A/B: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    console.log(`\n${table.join("\n")}\n(A/B: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     continue;
   }
   const staticRow = rows.find((r) => r.label === "static")!;

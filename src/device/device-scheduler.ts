@@ -144,6 +144,8 @@ export class DeviceScheduler {
   private planDeadlineMs = Number.POSITIVE_INFINITY;
   /** EWMA of what a step takes beyond its prefill estimate (decodes, the per-step overhead). */
   private stepResidualMs = 0;
+  /** config.guardFirstTokens on an SLO-ordered device (FCFS queues have no deadlines to guard). */
+  private readonly guardsFirstTokens: boolean;
   private planDecodeTokens = 0;
   private tokenBudget = 0;
   /** Moves whenever allocWeights runs: a compaction may have moved KV blocks. */
@@ -174,6 +176,7 @@ export class DeviceScheduler {
   constructor(opts: DeviceSchedulerOptions) {
     this.deviceId = opts.deviceId;
     this.config = opts.config;
+    this.guardsFirstTokens = opts.config.guardFirstTokens && opts.config.policy === "slo";
     this.memory = opts.memory;
     this.clock = opts.clock;
     this.rng = opts.rng;
@@ -808,7 +811,7 @@ export class DeviceScheduler {
     this.tokenBudget -= chunk;
     this.planPrefillTokens += chunk;
     this.planEstMs += chunk * m.msPerPrefillToken;
-    if (seq.sample && !r.hasFirstToken && this.config.guardFirstTokens && this.config.policy === "slo") {
+    if (seq.sample && !r.hasFirstToken && this.guardsFirstTokens) {
       const deadlineMs = r.arrivalMs + m.serving.ttftSloMs;
       if (deadlineMs < this.planDeadlineMs && this.planStartMs + this.stepResidualMs + this.planEstMs <= deadlineMs) this.planDeadlineMs = deadlineMs;
     }
